@@ -1,0 +1,1 @@
+"""The results contract: tidy rows with provenance, aggregation, claims, runtime, figures."""

@@ -1,0 +1,104 @@
+"""Tidy result rows: one measured value per row, with its setting and provenance.
+
+Every evaluation job writes such a table; ``validate_table`` is the contract check
+that the aggregation, the claims and the tests all rely on.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from repro.report.provenance import TRACKED_LIBRARIES
+
+KEY_COLUMNS = ["paper", "experiment", "method", "model", "dataset", "setting", "seed", "metric"]
+RESULT_COLUMNS = KEY_COLUMNS + ["value", "tier"]
+PROVENANCE_COLUMNS = ["git_commit", "code_digest"] + [f"{c}_version" for c in TRACKED_LIBRARIES] + ["device"]
+COLUMNS = RESULT_COLUMNS + PROVENANCE_COLUMNS
+STRING_COLUMNS = [c for c in COLUMNS if c not in ("seed", "value")]
+
+
+def setting_json(setting: dict) -> str:
+    """Canonical JSON (sorted keys, plain floats) so equal settings compare equal."""
+
+    def plain(x):
+        if isinstance(x, (np.floating, np.integer)):
+            return x.item()
+        raise TypeError(f"setting value {x!r} is not JSON-serialisable")
+
+    return json.dumps(setting, sort_keys=True, default=plain)
+
+
+def tidy_rows(
+    records: list[dict],
+    *,
+    paper: str,
+    experiment: str,
+    tier: str,
+    provenance: dict[str, str],
+    model: str = "-",
+    dataset: str = "-",
+) -> pd.DataFrame:
+    """Build a contract table from records with keys method, setting, seed, metric, value."""
+    rows = []
+    for rec in records:
+        rows.append(
+            {
+                "paper": paper,
+                "experiment": experiment,
+                "method": rec["method"],
+                "model": rec.get("model", model),
+                "dataset": rec.get("dataset", dataset),
+                "setting": setting_json(rec.get("setting", {})),
+                "seed": int(rec["seed"]),
+                "metric": rec["metric"],
+                "value": float(rec["value"]),
+                "tier": tier,
+                **provenance,
+            }
+        )
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    return normalise(df)
+
+
+def normalise(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.astype({c: "string" for c in STRING_COLUMNS})
+    df["seed"] = df["seed"].astype("Int64")
+    df["value"] = df["value"].astype("float64")
+    return df.sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
+
+
+def validate_table(df: pd.DataFrame, source: str = "table") -> pd.DataFrame:
+    """Raise ValueError naming ``source`` if ``df`` breaks the results contract."""
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{source}: missing columns {missing}")
+    if df.empty:
+        raise ValueError(f"{source}: no rows")
+    for col in STRING_COLUMNS:
+        if df[col].isna().any():
+            raise ValueError(f"{source}: column {col!r} has missing values")
+    bad_json = [s for s in df["setting"].unique() if not _is_json_object(s)]
+    if bad_json:
+        raise ValueError(f"{source}: 'setting' must hold JSON objects, got {bad_json[:3]}")
+    if not pd.api.types.is_float_dtype(df["value"]):
+        raise ValueError(f"{source}: column 'value' must be float, got {df['value'].dtype}")
+    dupes = df.duplicated(KEY_COLUMNS)
+    if dupes.any():
+        raise ValueError(f"{source}: {int(dupes.sum())} duplicate rows for key {KEY_COLUMNS}")
+    return df
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except (TypeError, ValueError):
+        return False
+
+
+def settings_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """The table with its JSON settings expanded into columns (for claims and figures)."""
+    expanded = pd.json_normalize([json.loads(s) for s in df["setting"]]).set_index(df.index)
+    return pd.concat([df.drop(columns=[c for c in expanded.columns if c in df.columns]), expanded], axis=1)

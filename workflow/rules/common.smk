@@ -1,0 +1,42 @@
+# Validation, wildcards and helpers shared by every rule file.
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from repro.report.claims import CLAIM_FUNCTIONS
+from repro.workflow import ConfigError, module_digest, validate_config
+
+REPO = Path(workflow.basedir)
+
+try:
+    validate_config(config, REPO / "workflow/schemas/config.schema.yaml")
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+TIER = config["tier"]
+PAPERS = list(config["papers"])
+
+# What each paper contributes; filled in by the family rule files.
+PAPER_TABLES = {}  # paper -> per-job tidy tables to aggregate
+PAPER_FIGURES = {}  # paper -> figure files (PNG; the PDF sits beside each)
+PAPER_BENCHMARKS = {}  # paper -> benchmark files of its jobs
+
+
+def code(*modules):
+    """Digest of the given repro modules and all they import, used as a param so edits rerun jobs.
+
+    Read from this checkout's src/repro, the sources `pip install -e .` runs.
+    """
+    return module_digest(*modules, root=REPO / "src" / "repro")
+
+
+def final_targets():
+    targets = [
+        "results/tables/all.parquet",
+        "results/tables/claims.parquet",
+        "results/tables/runtime.parquet",
+    ]
+    for paper in PAPERS:
+        targets.append(f"results/tables/{paper}.parquet")
+        targets.extend(PAPER_FIGURES[paper])
+    return targets
