@@ -88,7 +88,7 @@ rule plot_saddle_problem:
     conda:
         "../../environment.yml"
     params:
-        grad_floor=lambda wc: SADDLE[wc.problem]["diagnostics"]["grad_floor"],
+        diagnostics=lambda wc: SADDLE[wc.problem]["diagnostics"],
         code=code("repro.optim.figures"),
     script:
         "../scripts/plot_saddle_problem.py"

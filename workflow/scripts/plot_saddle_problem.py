@@ -9,4 +9,4 @@ with job_context(snakemake):  # noqa: F821
     traces = pd.read_parquet(snakemake.input.traces)
     problem = snakemake.wildcards.problem
     plot_saddle_curves(traces, problem, snakemake.output.curves)
-    plot_saddle_diagnostics(traces, problem, snakemake.params.grad_floor, snakemake.output.diagnostics)
+    plot_saddle_diagnostics(traces, problem, snakemake.params.diagnostics, snakemake.output.diagnostics)
