@@ -40,13 +40,15 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(SNAKEMAKE) --lint --configfile $(CONFIG)
 	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/ruff check src tests workflow/scripts
+	$(BIN)/ruff format --check src tests workflow/scripts
 
 dry-run: $(STAMP)
 	$(SNAKEMAKE) -n --configfile $(CONFIG)
 
 ## One paper only, e.g. `make paper PAPER=heavy_ball`.
 paper: $(STAMP)
-	$(SNAKEMAKE) --cores all --configfile $(CONFIG) results/papers/$(PAPER).done
+	$(SNAKEMAKE) results/papers/$(PAPER).done --cores all --configfile $(CONFIG)
 
 clean:
 	rm -rf results logs benchmarks .snakemake

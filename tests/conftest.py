@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-WORKFLOW_PARTS = ["Snakefile", "workflow", "config", "src", "profiles"]
+WORKFLOW_PARTS = ["Snakefile", "workflow", "config", "src", "profiles", "environment.yml", "pyproject.toml"]
 
 
 def copy_workflow(dest: Path) -> Path:

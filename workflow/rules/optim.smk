@@ -89,7 +89,7 @@ rule plot_saddle_problem:
         "../../environment.yml"
     params:
         diagnostics=lambda wc: SADDLE[wc.problem]["diagnostics"],
-        code=code("repro.optim.figures"),
+        code=code("repro.optim.saddle_figures"),
     script:
         "../scripts/plot_saddle_problem.py"
 
@@ -112,7 +112,7 @@ rule plot_toy_trajectories:
     conda:
         "../../environment.yml"
     params:
-        code=code("repro.optim.figures"),
+        code=code("repro.optim.saddle_figures"),
     script:
         "../scripts/plot_toy_trajectories.py"
 
@@ -135,7 +135,7 @@ rule plot_escape_times:
     conda:
         "../../environment.yml"
     params:
-        code=code("repro.optim.figures"),
+        code=code("repro.optim.saddle_figures"),
     script:
         "../scripts/plot_escape_times.py"
 
@@ -187,6 +187,6 @@ rule plot_heavy_ball:
     conda:
         "../../environment.yml"
     params:
-        code=code("repro.optim.figures"),
+        code=code("repro.optim.heavy_ball_figures"),
     script:
         "../scripts/plot_heavy_ball.py"

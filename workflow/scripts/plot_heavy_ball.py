@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from repro.optim.figures import plot_convergence, plot_iterations_vs_kappa
+from repro.optim.heavy_ball_figures import plot_convergence, plot_iterations_vs_kappa
 from repro.workflow.script import job_context
 
 with job_context(snakemake):  # noqa: F821

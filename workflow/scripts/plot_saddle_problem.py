@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from repro.optim.figures import plot_saddle_curves, plot_saddle_diagnostics
+from repro.optim.saddle_figures import plot_saddle_curves, plot_saddle_diagnostics
 from repro.workflow.script import job_context
 
 with job_context(snakemake):  # noqa: F821

@@ -32,12 +32,7 @@ class ToySaddle:
 
     @classmethod
     def sample(cls, seeds, n: int = 10, h=(1.0, -0.1), b_var=(0.1, 0.001)) -> "ToySaddle":
-        b = np.stack(
-            [
-                np.random.default_rng(seed).normal(size=(n, 2)) * np.sqrt(np.asarray(b_var))
-                for seed in seeds
-            ]
-        )
+        b = np.stack([np.random.default_rng(seed).normal(size=(n, 2)) * np.sqrt(np.asarray(b_var)) for seed in seeds])
         return cls(b=b, h=np.asarray(h, dtype=float))
 
     @property
@@ -110,9 +105,7 @@ class PhaseRetrieval:
     def initial_point(self, seeds, init_var: float = 1e-4) -> np.ndarray:
         """w0 ~ N(0, I_d / (10000 d)), drawn from a stream separate from the data."""
         d = self.dim
-        return np.stack(
-            [np.random.default_rng([seed, 1]).normal(size=d) * np.sqrt(init_var / d) for seed in seeds]
-        )
+        return np.stack([np.random.default_rng([seed, 1]).normal(size=d) * np.sqrt(init_var / d) for seed in seeds])
 
     def _residuals(self, w, a, y):
         proj = np.einsum("snd,sbd->sbn", a, w)

@@ -20,8 +20,8 @@ CLAIM_COLUMNS = ["paper", "claim_id", "claim", "paper_value", "measured", "compa
 
 # paper id -> "module:function" computing its claims from the paper's aggregated table
 CLAIM_FUNCTIONS = {
-    "stochastic_momentum": "repro.optim.claims:stochastic_momentum_claims",
-    "heavy_ball": "repro.optim.claims:heavy_ball_claims",
+    "stochastic_momentum": "repro.optim.saddle_claims:stochastic_momentum_claims",
+    "heavy_ball": "repro.optim.heavy_ball_claims:heavy_ball_claims",
 }
 
 
@@ -48,7 +48,9 @@ def claim_function(paper: str):
 def claims_frame(claims: list[Claim], paper: str, tier: str) -> pd.DataFrame:
     rows = []
     for c in claims:
-        holds = pd.NA if c.holds is None or (isinstance(c.measured, float) and math.isnan(c.measured)) else bool(c.holds)
+        holds = (
+            pd.NA if c.holds is None or (isinstance(c.measured, float) and math.isnan(c.measured)) else bool(c.holds)
+        )
         rows.append(
             {
                 "paper": paper,

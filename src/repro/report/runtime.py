@@ -49,7 +49,10 @@ def collect_runtime(paths, output, root="benchmarks") -> pd.DataFrame:
 def summarise_runtime(df: pd.DataFrame) -> pd.DataFrame:
     """Per-rule totals plus an overall row: job count, summed and longest wall time, peak RSS."""
     per_rule = df.groupby("rule").agg(
-        jobs=("job", "count"), seconds=("seconds", "sum"), longest_s=("seconds", "max"), max_rss_mb=("max_rss_mb", "max")
+        jobs=("job", "count"),
+        seconds=("seconds", "sum"),
+        longest_s=("seconds", "max"),
+        max_rss_mb=("max_rss_mb", "max"),
     )
     total = pd.DataFrame(
         {

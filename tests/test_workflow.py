@@ -1,0 +1,159 @@
+"""Workflow tests: lint, dry-run job counts for all tiers, a test-tier end-to-end run, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT, SNAKEMAKE, copy_workflow, job_counts, run_snakemake
+from repro.report.claims import CLAIM_COLUMNS
+from repro.report.rows import validate_table
+from repro.report.runtime import RUNTIME_COLUMNS
+
+pytestmark = pytest.mark.workflow
+TIER_FILES = {"test": "test.yaml", "default": "config.yaml", "paper": "paper.yaml"}
+
+
+def expected_jobs(config: dict) -> dict[str, int]:
+    """Job counts implied by a config: the DAG's known answer."""
+    problems = config["stochastic_momentum"]["problems"]
+    toys = [p for p, s in problems.items() if s["objective"] == "toy_saddle"]
+    papers = config["papers"]
+    counts = {
+        "simulate_saddle": len(problems),
+        "plot_saddle_problem": len(problems),
+        "plot_toy_trajectories": len(toys),
+        "plot_escape_times": 1,
+        "sweep_heavy_ball": len(config["heavy_ball"]["functions"]),
+        "plot_heavy_ball": 1,
+        "aggregate_paper": len(papers),
+        "compute_claims": len(papers),
+        "aggregate_all": 1,
+        "collect_claims": 1,
+        "collect_runtime": 1,
+        "all": 1,
+    }
+    return {k: v for k, v in counts.items() if v}
+
+
+def test_lint_is_clean():
+    proc = subprocess.run([SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_rules_are_formatted():
+    snakefmt = str(Path(SNAKEMAKE).with_name("snakefmt"))
+    proc = subprocess.run(
+        [snakefmt, "--check", "Snakefile", "workflow/rules"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("tier", TIER_FILES)
+def test_dry_run_job_counts(tier, tmp_path):
+    config_file = ROOT / "config" / TIER_FILES[tier]
+    proc = run_snakemake(ROOT, "-n", "--configfile", str(config_file), "--directory", str(tmp_path))
+    config = yaml.safe_load(config_file.read_text())
+    assert job_counts(proc.stdout) == expected_jobs(config)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """The test tier run end to end, then the report built, in a copy of the workflow."""
+    work = copy_workflow(tmp_path_factory.mktemp("e2e"))
+    run_snakemake(work, "--cores", "2", "--configfile", "config/test.yaml")
+    run_snakemake(work, "--cores", "2", "--configfile", "config/test.yaml", "--report", "results/report.html")
+    return work
+
+
+def test_tables_follow_the_contract(finished_run):
+    tables = finished_run / "results" / "tables"
+    config = yaml.safe_load((finished_run / "config" / "test.yaml").read_text())
+    all_rows = validate_table(pd.read_parquet(tables / "all.parquet"), "all.parquet")
+    assert set(all_rows.paper) == set(config["papers"])
+    assert set(all_rows.tier) == {"test"}
+    for paper in config["papers"]:
+        df = validate_table(pd.read_parquet(tables / f"{paper}.parquet"), paper)
+        assert len(df) == (all_rows.paper == paper).sum()
+    assert (all_rows.code_digest.str.len() == 16).all()
+    assert all_rows.torch_version.str.startswith("2.13.0").all()
+    toy = all_rows[(all_rows.experiment == "toy_saddle") & (all_rows.metric == "escape_time")]
+    expected = len(config["stochastic_momentum"]["problems"]["toy_saddle"]["seeds"]) * len(
+        config["stochastic_momentum"]["problems"]["toy_saddle"]["betas"]
+    )
+    assert len(toy) == expected
+
+
+def test_claims_are_computed(finished_run):
+    claims = pd.read_parquet(finished_run / "results" / "tables" / "claims.parquet")
+    assert list(claims.columns) == CLAIM_COLUMNS
+    assert claims.holds.dtype == "boolean"
+    assert set(claims.paper) == {"stochastic_momentum", "heavy_ball"}
+    assert claims.claim_id.is_unique
+    measured = claims.dropna(subset=["measured"])
+    assert measured.holds.notna().all()  # every measured claim has a computed verdict
+    assert (claims.tier == "test").all()
+
+
+def test_runtime_has_a_row_per_job(finished_run):
+    runtime = pd.read_parquet(finished_run / "results" / "tables" / "runtime.parquet")
+    assert list(runtime.columns) == RUNTIME_COLUMNS
+    assert (runtime.seconds >= 0).all() and runtime.max_rss_mb.notna().all()
+    config = yaml.safe_load((finished_run / "config" / "test.yaml").read_text())
+    counts = runtime.groupby("rule").size().to_dict()
+    expected = {k: v for k, v in expected_jobs(config).items() if k not in ("all", "collect_runtime")}
+    assert counts == expected
+
+
+def test_figures_and_report_exist(finished_run):
+    figures = sorted((finished_run / "results" / "figures").rglob("*.png"))
+    assert {f.parent.name for f in figures} == {"stochastic_momentum", "heavy_ball"}
+    for png in figures:
+        assert png.stat().st_size > 10_000, png
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert png.with_suffix(".pdf").stat().st_size > 1_000
+    report = (finished_run / "results" / "report.html").read_text()
+    for name in ("escape_time.png", "iterations_vs_kappa.png", "claims.html", "runtime.html"):
+        assert name in report
+
+
+def test_nothing_to_do_after_a_complete_run(finished_run):
+    proc = run_snakemake(finished_run, "-n", "--configfile", "config/test.yaml")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_bad_config_fails_before_any_job(tmp_path):
+    work = copy_workflow(tmp_path)
+    config = yaml.safe_load((work / "config" / "test.yaml").read_text())
+    config["heavy_ball"]["functions"]["pl_sin2"]["methods"] = ["gd", "adamw"]
+    (work / "config" / "bad.yaml").write_text(yaml.safe_dump(config))
+    proc = run_snakemake(work, "--cores", "1", "--configfile", "config/bad.yaml", check=False)
+    assert proc.returncode != 0
+    message = proc.stdout + proc.stderr
+    assert "heavy_ball.functions.pl_sin2.methods[1]" in message and "'adamw' is not allowed" in message
+    assert "allowed values: ['gd', 'hb', 'hb_coordinate', 'hb_adaptive', 'hb_polyak']" in message
+    assert not (work / "results").exists()
+
+
+def test_failing_job_leaves_no_output_and_logs_the_cause(tmp_path):
+    work = copy_workflow(tmp_path)
+    config = yaml.safe_load((work / "config" / "test.yaml").read_text())
+    config["stochastic_momentum"]["problems"]["toy_saddle"]["scale"] = "1/n"  # only for phase retrieval
+    (work / "config" / "odd.yaml").write_text(yaml.safe_dump(config))
+    target = "results/optim/stochastic_momentum/toy_saddle/metrics.parquet"
+    proc = run_snakemake(work, target, "--cores", "1", "--configfile", "config/odd.yaml", check=False)
+    assert proc.returncode != 0
+    assert not (work / target).exists()
+    assert not (work / "results/optim/stochastic_momentum/toy_saddle/traces.parquet").exists()
+    log = (work / "logs/simulate_saddle/toy_saddle.log").read_text()
+    assert "stochastic_momentum.problems.toy_saddle: key(s) ['scale'] do not apply to objective 'toy_saddle'" in log
+
+
+def test_python_sources_pass_ruff():
+    ruff = str(Path(SNAKEMAKE).with_name("ruff"))
+    proc = subprocess.run([ruff, "check", "src", "tests", "workflow/scripts"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
