@@ -67,12 +67,8 @@ def validate_config(config: dict, schema_path) -> dict:
 
 
 def _check_semantics(config: dict) -> None:
-    """Rules a JSON schema cannot say: papers named must exist, lists must not repeat."""
+    """Rules a JSON schema cannot say: a list of numbers or names must not repeat a value."""
     problems = []
-    known = set(config.get("papers_available", []))
-    for paper in config.get("papers", []):
-        if known and paper not in known:
-            problems.append(f"key 'papers': {paper!r} is not a known paper; allowed values: {sorted(known)}")
     for path, values in _lists(config):
         if all(isinstance(v, (int, float, str)) for v in values) and len(set(values)) != len(values):
             problems.append(f"key '{path}': repeated values in {values}")
