@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SNAKEMAKE := $(BIN)/snakemake
 CONFIG ?= config/config.yaml
 
-.PHONY: setup reproduce report test test-fast lint dry-run paper clean
+.PHONY: setup reproduce report test test-fast lint dry-run paper data verify clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,14 @@ dry-run: $(STAMP)
 ## One paper only, e.g. `make paper PAPER=heavy_ball`.
 paper: $(STAMP)
 	$(SNAKEMAKE) results/papers/$(PAPER).done --cores all --configfile $(CONFIG)
+
+## Download and prepare this tier's data only.
+data: $(STAMP)
+	$(SNAKEMAKE) data --cores all --configfile $(CONFIG)
+
+## Re-hash every downloaded artifact and extracted file against resources/manifest/.
+verify: $(STAMP)
+	$(BIN)/python -m repro.data.verify --resources resources
 
 clean:
 	rm -rf results logs benchmarks .snakemake

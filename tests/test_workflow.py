@@ -37,6 +37,9 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "collect_runtime": 1,
         "all": 1,
     }
+    counts["download_artifact"] = len(config.get("artifacts", {}))
+    for name in config.get("prepare", []):
+        counts[f"prepare_{name}"] = 1
     return {k: v for k, v in counts.items() if v}
 
 

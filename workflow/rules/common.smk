@@ -30,8 +30,19 @@ def code(*modules):
     return module_digest(*modules, root=REPO / "src" / "repro")
 
 
+def check_prepared_artifacts(prepare, prepared, artifacts):
+    """Every prepared dataset named in the config must have the artifacts it reads."""
+    for name in prepare:
+        missing = [a for a in prepared[name][0] if a not in artifacts]
+        if missing:
+            raise WorkflowError(
+                f"invalid config: key 'prepare' lists {name!r}, which needs artifact(s) "
+                f"{missing} under 'artifacts'"
+            )
+
+
 def final_targets():
-    targets = [
+    targets = list(DATA_TARGETS) + [
         "results/tables/all.parquet",
         "results/tables/claims.parquet",
         "results/tables/runtime.parquet",

@@ -85,6 +85,7 @@ rule collect_claims:
 
 rule collect_runtime:
     input:
+        DATA_BENCHMARKS,
         [b for paper in PAPERS for b in PAPER_BENCHMARKS[paper]],
         expand("benchmarks/aggregate_paper/{paper}.tsv", paper=PAPERS),
         expand("benchmarks/compute_claims/{paper}.tsv", paper=PAPERS),
