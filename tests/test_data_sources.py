@@ -632,3 +632,30 @@ def test_entries_have_all_keys(tmp_path):
     fetch("f", {"kind": "url", "url": "http://127.0.0.1:9/f.txt", "sha256": sha(b"x"), "licence": "-"}, res)
     entry = json.loads((res / "manifest/f.json").read_text())
     assert tuple(sorted(entry)) == tuple(sorted(ENTRY_KEYS))
+
+
+# --------------------------------------------------------------------------- unpinned artifacts
+
+
+def test_unpinned_url_records_the_digest_and_says_how_to_pin(http_server, tmp_path, caplog):
+    res = tmp_path / "res"
+    spec = {"kind": "url", "url": _serve(http_server, "blob.bin", PAYLOAD), "unpinned": True, "licence": "CC0"}
+    with caplog.at_level("WARNING"):
+        entry = fetch("blob", spec, res)
+    assert entry["sha256"] == sha(PAYLOAD)
+    assert f"blob is unpinned: to pin it, add `sha256: {sha(PAYLOAD)}`" in caplog.text
+    # pinning with the recorded digest then works, and the kept download is reused
+    assert fetch("blob", {**spec, "unpinned": False, "sha256": sha(PAYLOAD)}, res)["sha256"] == sha(PAYLOAD)
+
+
+def test_unpinned_hub_revision_records_the_commit(offline_hub, caplog):
+    with caplog.at_level("WARNING"):
+        entry = fetch("tiny_model", _hub_spec(revision="main", unpinned=True), offline_hub)
+    assert entry["version"] == REVISION and entry["origin"] == f"hf:org/tiny-model@{REVISION}"
+    assert f"add `revision: {REVISION}`" in caplog.text
+
+
+def test_only_url_hub_and_pyg_may_be_unpinned(tmp_path):
+    spec = {"kind": "pypi_wheel", "package": "x", "version": "1", "sha256": "0" * 64, "members": ["*"]}
+    with pytest.raises(ValueError, match="may be unpinned"):
+        from_spec("w", {**spec, "licence": "MIT", "unpinned": True})
