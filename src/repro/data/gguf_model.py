@@ -256,42 +256,23 @@ def sliding_perplexity(
     window is scored on its own (``window - 1`` predicted tokens). ``max_windows`` keeps only the first
     windows. Returns ``perplexity``, ``tokens`` (tokens in the text), ``windows``, ``window``,
     ``scored_tokens``, ``dropped_tokens`` (remainder plus windows beyond ``max_windows``), ``nll_mean``
-    and ``remainder_policy`` (``"drop"``).
+    and ``remainder_policy`` (``"drop"``). The windowing is ``repro.llm.eval.perplexity.window_nll``.
     """
-    if window < 2:
-        raise ValueError(f"window must be at least 2 tokens, got {window}")
-    if max_windows is not None and max_windows < 1:
-        raise ValueError(f"max_windows must be positive, got {max_windows}")
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    n_tokens = len(ids)
-    n_windows = n_tokens // window
-    if max_windows is not None:
-        n_windows = min(n_windows, max_windows)
-    if n_windows == 0:
-        raise ValueError(f"text has {n_tokens} tokens, fewer than one window of {window}")
-    windows = torch.tensor(ids[: n_windows * window], dtype=torch.long).view(n_windows, window)
+    from repro.llm.eval.perplexity import window_nll
 
-    total_nll = 0.0
-    with torch.inference_mode():
-        for start in range(0, n_windows, batch_size):
-            batch = windows[start : start + batch_size]
-            logits = model(input_ids=batch, use_cache=False).logits
-            nll = torch.nn.functional.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-                batch[:, 1:].reshape(-1),
-                reduction="sum",
-            )
-            total_nll += float(nll)
-    scored = n_windows * (window - 1)
-    nll_mean = total_nll / scored
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    counts = window_nll(
+        model, ids, window=window, remainder="drop", max_windows=max_windows, batch_size=batch_size, progress=False
+    )
+    nll_mean = counts["total_nll"] / counts["scored_tokens"]
     return {
         "perplexity": math.exp(nll_mean),
         "nll_mean": nll_mean,
-        "tokens": n_tokens,
-        "windows": n_windows,
+        "tokens": counts["tokens"],
+        "windows": counts["windows"],
         "window": window,
-        "scored_tokens": scored,
-        "dropped_tokens": n_tokens - n_windows * window,
+        "scored_tokens": counts["scored_tokens"],
+        "dropped_tokens": counts["dropped_tokens"],
         "remainder_policy": "drop",
     }
 

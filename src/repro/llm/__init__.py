@@ -1,0 +1,1 @@
+"""LLM structural compression: architecture adapters, parameter accounting, tiny test models and methods."""
