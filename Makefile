@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SNAKEMAKE := $(BIN)/snakemake
 CONFIG ?= config/config.yaml
 
-.PHONY: setup reproduce report test test-fast lint dry-run paper data verify clean
+.PHONY: setup reproduce report test test-fast lint dry-run paper data verify bench clean
 
 setup: $(STAMP)
 
@@ -57,6 +57,10 @@ data: $(STAMP)
 ## Re-hash every downloaded artifact and extracted file against resources/manifest/.
 verify: $(STAMP)
 	$(BIN)/python -m repro.data.verify --resources resources
+
+## Time every kernel (reference and Triton) on this machine's device.
+bench: $(STAMP)
+	$(BIN)/python -m repro.bench kernels --out benchmarks/kernels.parquet
 
 clean:
 	rm -rf results logs benchmarks .snakemake
