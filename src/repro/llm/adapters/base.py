@@ -349,18 +349,20 @@ class ModelAdapter(ABC):
 
     @property
     def num_kv_heads(self) -> int:
-        """Number of key/value heads (equal to ``num_heads`` unless grouped-query attention)."""
-        return self.num_heads
+        """Number of key/value heads: ``config.num_key_value_heads`` when set (grouped-query attention), else ``num_heads``."""
+        kv = getattr(self.config, "num_key_value_heads", None)
+        return int(kv) if kv is not None else self.num_heads
 
     @property
     def head_dim(self) -> int:
-        """Channels per attention head."""
-        return self.hidden_size // self.num_heads
+        """Channels per attention head: ``config.head_dim`` when set, else ``d / num_heads``."""
+        hd = getattr(self.config, "head_dim", None)
+        return int(hd) if hd else self.hidden_size // self.num_heads
 
     @property
-    @abstractmethod
     def intermediate_size(self) -> int:
-        """MLP hidden width from the config (``intermediate_size`` / ``ffn_dim``)."""
+        """MLP hidden width from the config (``intermediate_size``; OPT overrides with ``ffn_dim``)."""
+        return int(self.config.intermediate_size)
 
     @property
     def rotary_dim(self) -> int:

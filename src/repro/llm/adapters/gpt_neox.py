@@ -131,10 +131,6 @@ class GPTNeoXAdapter(ModelAdapter):
     norm_kind = "layer"
 
     @property
-    def intermediate_size(self) -> int:
-        return int(self.config.intermediate_size)
-
-    @property
     def rotary_dim(self) -> int:
         layers = self.decoder_layers_container()
         if len(layers) and hasattr(layers[0].attention, "rotary_ndims"):

@@ -95,20 +95,6 @@ class LlamaAdapter(ModelAdapter):
     norm_kind = "rms"
 
     @property
-    def num_kv_heads(self) -> int:
-        kv = getattr(self.config, "num_key_value_heads", None)
-        return int(kv) if kv is not None else self.num_heads
-
-    @property
-    def head_dim(self) -> int:
-        hd = getattr(self.config, "head_dim", None)
-        return int(hd) if hd else self.hidden_size // self.num_heads
-
-    @property
-    def intermediate_size(self) -> int:
-        return int(self.config.intermediate_size)
-
-    @property
     def rotary_dim(self) -> int:
         return self.head_dim
 

@@ -110,20 +110,6 @@ class PhiAdapter(ModelAdapter):
     norm_kind = "layer"
 
     @property
-    def num_kv_heads(self) -> int:
-        kv = getattr(self.config, "num_key_value_heads", None)
-        return int(kv) if kv is not None else self.num_heads
-
-    @property
-    def head_dim(self) -> int:
-        hd = getattr(self.config, "head_dim", None)
-        return int(hd) if hd else self.hidden_size // self.num_heads
-
-    @property
-    def intermediate_size(self) -> int:
-        return int(self.config.intermediate_size)
-
-    @property
     def rotary_dim(self) -> int:
         layers = self.decoder_layers_container()
         if len(layers) and hasattr(layers[0].self_attn, "rotary_ndims"):
