@@ -221,6 +221,8 @@ class _LayerAccumulator:
         self.which = which
         self.sums: dict[str, torch.Tensor] = {}
         self.handles: list[torch.utils.hooks.RemovableHandle] = []
+        # q/k/v (gate/up) read the very same tensor: convert it and square it once per batch.
+        self._cached: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
         self.qkv_outputs: dict[int, torch.Tensor] = {}
         self.bi_sum = torch.zeros((), dtype=torch.float64, device=device)
         self.device = device
@@ -248,14 +250,22 @@ class _LayerAccumulator:
         else:
             self.sums[key] = value
 
+    def _as64(self, x: torch.Tensor) -> torch.Tensor:
+        if self._cached is None or self._cached[0] is not x:
+            self._cached = (x, _flat64(x), None)
+        return self._cached[1]
+
     def _cov(self, key: str, x: torch.Tensor) -> None:
-        x = _flat64(x)
+        x = self._as64(x)
         if key not in self.sums:
             self.sums[key] = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=x.device)
         self.sums[key].addmm_(x.T, x)
 
     def _sq(self, key: str, x: torch.Tensor) -> None:
-        self._add(key, _flat64(x).square().sum(0))
+        x64 = self._as64(x)
+        if self._cached[2] is None:
+            self._cached = (x, x64, x64.square().sum(0))
+        self._add(key, self._cached[2].clone())
 
     def _hook_input(self, module: nn.Module, key: str, fn) -> None:
         def hook(mod, args):
@@ -272,6 +282,7 @@ class _LayerAccumulator:
     # -- per batch
     def after_batch(self, x_in: torch.Tensor, x_out: torch.Tensor) -> None:
         """Accumulate the statistics that need the layer's input/output or all q/k/v outputs."""
+        self._cached = None
         if self.qkv_outputs:
             n = len(self.la.attention_input_linears())
             if len(self.qkv_outputs) != n:
@@ -285,7 +296,8 @@ class _LayerAccumulator:
         if "resid_in_cov" in self.which:
             self._cov("resid_in_cov", x_in)
         if "bi" in self.which:
-            self.bi_sum += F.cosine_similarity(_flat64(x_in), _flat64(x_out), dim=-1).sum()
+            self.bi_sum += F.cosine_similarity(self._as64(x_in), _flat64(x_out), dim=-1).sum()
+        self._cached = None
 
     def remove(self) -> None:
         for h in self.handles:
