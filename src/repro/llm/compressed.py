@@ -1,0 +1,106 @@
+"""The materialisation contract: a compressed model is a real, smaller model on disk.
+
+Every method saves its result with ``save_compressed`` into a folder holding
+safetensors weights, the tokenizer and ``compression.json`` (method, settings,
+parameter counts, which loader rebuilds it).  ``load_compressed(path)`` reloads it
+without ``trust_remote_code``:
+
+* loader ``"hf"``: the result is a standard transformers architecture (ShortGPT's
+  shallower model, Wanda's zeroed weights, a model whose config carries its new
+  widths); ``from_pretrained`` rebuilds it;
+* any other loader name: a function registered with ``register_loader`` in this
+  package (e.g. SliceGPT's layers with shortcut matrices) rebuilds it from the folder.
+
+Writes are atomic (a hidden temporary folder renamed into place), so an interrupted
+save never leaves a folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+COMPRESSION_FILE = "compression.json"
+LOADERS: dict[str, Callable[..., PreTrainedModel]] = {}
+
+
+def register_loader(name: str):
+    """Decorator: ``fn(path, record, dtype, attn_implementation) -> model`` rebuilds models saved with ``loader=name``."""
+
+    def wrap(fn):
+        LOADERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def save_compressed(
+    model: PreTrainedModel,
+    tokenizer,
+    path,
+    *,
+    method: str,
+    info: dict,
+    loader: str = "hf",
+    write_weights: Callable[[PreTrainedModel, Path], None] | None = None,
+) -> Path:
+    """Save ``model`` (+ tokenizer + ``compression.json``) atomically into the folder ``path``.
+
+    ``write_weights(model, folder)`` replaces ``save_pretrained`` for custom loaders; it must
+    write safetensors only.  ``info`` must be JSON-serialisable (settings, counts, indices).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        if write_weights is None:
+            model.save_pretrained(tmp, safe_serialization=True)
+        else:
+            write_weights(model, tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        record = {"method": method, "loader": loader, "info": info}
+        (tmp / COMPRESSION_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        if any(p.suffix in (".bin", ".pt", ".pth") for p in tmp.iterdir()):
+            raise ValueError(f"{path}: compressed models are saved as safetensors only")
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return path
+
+
+def read_compression_info(path) -> dict:
+    file = Path(path) / COMPRESSION_FILE
+    if not file.is_file():
+        raise FileNotFoundError(f"{path} is not a compressed model folder: {COMPRESSION_FILE} is missing")
+    return json.loads(file.read_text())
+
+
+def load_compressed(path, dtype: torch.dtype = torch.float32, attn_implementation: str | None = None):
+    """(model in eval mode, tokenizer, compression record) from a folder written by ``save_compressed``.
+
+    ``attn_implementation`` (e.g. "eager", "sdpa") is passed to transformers; None keeps its default.
+    """
+    path = Path(path)
+    record = read_compression_info(path)
+    loader = record.get("loader", "hf")
+    if loader == "hf":
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, local_files_only=True, trust_remote_code=False, attn_implementation=attn_implementation
+        )
+    elif loader in LOADERS:
+        model = LOADERS[loader](path, record, dtype, attn_implementation)
+    else:
+        raise ValueError(f"{path}: no loader {loader!r} registered; known: {['hf', *sorted(LOADERS)]}")
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    return model.eval(), tokenizer, record

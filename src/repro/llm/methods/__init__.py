@@ -1,0 +1,1 @@
+"""Compression methods, each written once against the architecture adapters."""
