@@ -301,8 +301,11 @@ def test_headline_metric_and_mean():
 
 def test_measure_speed(model, tok):
     result = measure_speed(model, tok, batch=2, prefill_len=12, decode_tokens=10, repeats=3, warmup=1)
-    for key in ("prefill_tok_s", "decode_tok_s", "generate_tok_s"):
+    for key in ("prefill_tok_s", "generate_tok_s"):
         assert result[key] > 0 and math.isfinite(result[key]), key
+    # decode rate = difference of two medians: NaN (never negative) when timing noise on a loaded
+    # machine makes the 1-token run no faster than the N-token run
+    assert math.isnan(result["decode_tok_s"]) or result["decode_tok_s"] > 0
     assert result["prefill_tokens"] == 24 and result["new_tokens"] == 10 and result["decode_tokens_total"] == 20
     assert all(len(times) == 3 for times in result["times"].values())
     assert result["prefill_tok_s"] == pytest.approx(24 / np.median(result["times"]["prefill"]))
