@@ -17,6 +17,7 @@ save never leaves a folder that looks complete.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -29,6 +30,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 COMPRESSION_FILE = "compression.json"
 LOADERS: dict[str, Callable[..., PreTrainedModel]] = {}
+# loader name -> module whose import registers it (so a fresh process can load any saved model)
+LOADER_MODULES = {"slicegpt": "repro.llm.methods.slicegpt_modules"}
 
 
 def register_loader(name: str):
@@ -98,7 +101,9 @@ def load_compressed(path, dtype: torch.dtype = torch.float32, attn_implementatio
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=dtype, local_files_only=True, trust_remote_code=False, attn_implementation=attn_implementation
         )
-    elif loader in LOADERS:
+    elif loader in LOADERS or loader in LOADER_MODULES:
+        if loader not in LOADERS:
+            importlib.import_module(LOADER_MODULES[loader])
         model = LOADERS[loader](path, record, dtype, attn_implementation)
     else:
         raise ValueError(f"{path}: no loader {loader!r} registered; known: {['hf', *sorted(LOADERS)]}")
