@@ -208,6 +208,22 @@ def _capture_layer0_inputs(model: nn.Module, first_layer: nn.Module, batch: torc
 
 
 # ---------------------------------------------------------------------------------------------- accumulators
+
+
+def layer0_inputs(model: nn.Module, input_ids: torch.Tensor, batch_size: int, device) -> tuple[list, dict]:
+    """Hidden states entering decoder layer 0 for every calibration batch, plus the layer's extra
+    arguments (mask, RoPE, positions) once per distinct batch size: the start of every layer-by-layer pass."""
+    first_layer = get_adapter(model).decoder_layers_container()[0]
+    hidden: list[torch.Tensor] = []
+    layer_kwargs: dict[int, tuple[tuple, dict]] = {}
+    for start in range(0, input_ids.shape[0], batch_size):
+        batch = input_ids[start : start + batch_size].to(device=device, dtype=torch.long)
+        h, extra, kwargs = _capture_layer0_inputs(model, first_layer, batch)
+        hidden.append(h.detach())
+        layer_kwargs.setdefault(batch.shape[0], (extra, kwargs))
+    return hidden, layer_kwargs
+
+
 def _flat64(x: torch.Tensor) -> torch.Tensor:
     """``(..., n)`` -> ``(tokens, n)`` float64."""
     return x.detach().reshape(-1, x.shape[-1]).to(torch.float64)
@@ -381,15 +397,8 @@ def collect_statistics(
     was_training = model.training
     model.eval()
     try:
-        container = adapter.decoder_layers_container()
         # Embedding stage: layer-0 inputs for every batch; kwargs once per distinct batch size.
-        hidden: list[torch.Tensor] = []
-        layer_kwargs: dict[int, tuple[tuple, dict]] = {}
-        for start in range(0, n_samples, batch_size):
-            batch = input_ids[start : start + batch_size].to(device=device, dtype=torch.long)
-            h, extra, kwargs = _capture_layer0_inputs(model, container[0], batch)
-            hidden.append(h.detach())
-            layer_kwargs.setdefault(batch.shape[0], (extra, kwargs))
+        hidden, layer_kwargs = layer0_inputs(model, input_ids, batch_size, device)
 
         stats = CalibrationStatistics()
         bi = torch.zeros(n_layers, dtype=torch.float64)

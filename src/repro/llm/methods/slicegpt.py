@@ -57,7 +57,7 @@ import torch
 from torch import nn
 
 from repro.llm.adapters import LayerAdapter, ModelAdapter, get_adapter
-from repro.llm.calibration import _capture_layer0_inputs, _layer_output
+from repro.llm.calibration import _layer_output, layer0_inputs
 from repro.llm.params import compression_ratio, parameter_counts
 
 from .slicegpt_modules import (
@@ -352,14 +352,9 @@ def rotate_and_slice(
     model.eval()
     try:
         container = adapter.decoder_layers_container()
-        hidden: list[torch.Tensor] = []
-        layer_kwargs: dict[int, tuple[tuple, dict]] = {}
+        hidden, layer_kwargs = layer0_inputs(model, ids, batch_size, device)
         cov = None
-        for start in range(0, ids.shape[0], batch_size):
-            batch = ids[start : start + batch_size].to(device=device, dtype=torch.long)
-            h, extra, kwargs = _capture_layer0_inputs(model, container[0], batch)
-            hidden.append(h.detach())
-            layer_kwargs.setdefault(batch.shape[0], (extra, kwargs))
+        for h in hidden:
             cov = _accumulate(cov, h)
         q_in = orient(cov, new_width, "embeddings")[:, :new_width]
         for emb in (adapter.embed_tokens(), adapter.position_embeddings()):
