@@ -426,6 +426,27 @@ def test_debian_package_missing_apt_get_then_drop_in(tmp_path):
     assert "artifacts/wordnet/usr/share/wordnet/data.verb" in entry["files"]
 
 
+def test_debian_package_falls_back_to_the_archive_pool(http_server, tmp_path):
+    """Without a usable apt-get (another distribution), the pinned .deb comes from the archive's pool."""
+    deb = _build_deb(tmp_path / "build" / DEB_NAME)
+    pool = "pool/main/w/wordnet/wordnet-base_3.0-37_all.deb"
+    (http_server.root / "pool/main/w/wordnet").mkdir(parents=True)
+    (http_server.root / pool).write_bytes(deb.read_bytes())
+    res = tmp_path / "res"
+    spec = _deb_spec(deb, apt_get=str(tmp_path / "no-such-apt-get"), pool=pool, mirror=http_server.base_url)
+    entry = fetch("wordnet", spec, res)
+    assert entry["download"] == "downloads/wordnet/wordnet-base_3.0-37_all.deb"
+    assert "artifacts/wordnet/usr/share/wordnet/data.noun" in entry["files"] and verify(res) == []
+    # a pool file that does not match the pin is refused like any download
+    bad = _deb_spec(deb, sha256="0" * 64, apt_get=str(tmp_path / "none"), pool=pool, mirror=http_server.base_url)
+    with pytest.raises(ChecksumError, match="sha256 mismatch"):
+        fetch("other", bad, res)
+    # both routes failing names the artifact, both reasons and the drop-in path
+    missing = _deb_spec(deb, apt_get=str(tmp_path / "none"), pool="pool/nope.deb", mirror=http_server.base_url)
+    with pytest.raises(SourceUnavailable, match=r"not found; archive download failed: HTTP Error 404.*drop-in"):
+        fetch("third", missing, res)
+
+
 def test_debian_package_failing_apt_get_names_drop_in(tmp_path):
     deb = _build_deb(tmp_path / "build" / DEB_NAME)
     spec = _deb_spec(deb, version="9.9", apt_get=str(_fake_apt_get(tmp_path, deb)))

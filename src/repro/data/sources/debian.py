@@ -1,10 +1,16 @@
-"""Kind ``debian_package``: a .deb fetched with ``apt-get download``, members extracted in Python."""
+"""Kind ``debian_package``: a .deb fetched with ``apt-get download``, members extracted in Python.
+
+When ``apt-get`` is missing or cannot find the pinned version (another distribution, e.g.
+Ubuntu, or stale lists) and the spec names the file's ``pool`` path, the .deb is fetched from
+Debian's archive directly (``mirror``, default deb.debian.org); the pinned sha256 guards it.
+"""
 
 from __future__ import annotations
 
 import glob
 import shutil
 import subprocess
+import urllib.request
 from pathlib import Path
 
 from repro.data.sources.archives import _require_matched, extract_deb
@@ -16,7 +22,8 @@ class DebianPackage(FileSource):
 
     kind = "debian_package"
     required = frozenset({"package", "version", "sha256", "members"})
-    optional = frozenset({"apt_get"})
+    optional = frozenset({"apt_get", "pool", "mirror"})
+    default_mirror = "http://deb.debian.org/debian"
 
     @property
     def origin(self) -> str:
@@ -39,17 +46,40 @@ class DebianPackage(FileSource):
         )
 
     def _download(self, tmp: Path, dest_dir: Path, resources: Path) -> tuple[Path, str]:
+        try:
+            return self._apt_get_download(tmp)
+        except OSError as apt_error:
+            if not self.spec.get("pool"):
+                raise self._unavailable(resources, str(apt_error)) from None
+            try:
+                return self._pool_download(tmp)
+            except OSError as pool_error:
+                raise self._unavailable(resources, f"{apt_error}; archive download failed: {pool_error}") from None
+
+    def _apt_get_download(self, tmp: Path) -> tuple[Path, str]:
         command = str(self.spec.get("apt_get") or "apt-get")
         apt_get = shutil.which(command)
         if apt_get is None:
-            raise self._unavailable(resources, f"{command!r} not found")
+            raise OSError(f"{command!r} not found")
         target = f"{self.spec['package']}={self.spec['version']}"
         proc = subprocess.run([apt_get, "download", target], cwd=tmp, capture_output=True, text=True)
         debs = sorted(tmp.glob("*.deb"))
         if proc.returncode != 0 or len(debs) != 1:
+            for deb in debs:
+                deb.unlink()
             reason = (proc.stderr or proc.stdout).strip()[-1000:] or f"{len(debs)} .deb file(s) written"
-            raise self._unavailable(resources, f"apt-get download exited {proc.returncode}: {reason}")
+            raise OSError(f"apt-get download exited {proc.returncode}: {reason}")
         return debs[0], debs[0].name
+
+    def _pool_download(self, tmp: Path) -> tuple[Path, str]:
+        """The .deb straight from the archive's pool (checksum-verified by the caller)."""
+        mirror = str(self.spec.get("mirror") or self.default_mirror).rstrip("/")
+        url = f"{mirror}/{str(self.spec['pool']).lstrip('/')}"
+        name = url.rsplit("/", 1)[-1]
+        target = tmp / name
+        with urllib.request.urlopen(url, timeout=60) as response, target.open("wb") as out:
+            shutil.copyfileobj(response, out, length=1 << 20)
+        return target, name
 
     def _drop_in_candidates(self, drop_dir: Path) -> list[Path]:
         return list(drop_dir.glob(f"{glob.escape(self.spec['package'])}_*.deb"))
