@@ -52,6 +52,8 @@ def plot_saddle_diagnostics(traces: pd.DataFrame, experiment: str, diagnostics: 
     df = df[df.grad_norm >= diagnostics["grad_floor"]]
     betas = sorted(df.beta.unique())
     colors = _beta_colors(betas)
+    restricted = not df.in_saddle_region.all()
+    apcg_title = "APCG ratio" + (" in the saddle region" if restricted else "") + " (≥ 0 expected)"
     panels = [
         ("grad_norm", "‖∇f(w_t)‖", "log", df),
         (
@@ -60,7 +62,7 @@ def plot_saddle_diagnostics(traces: pd.DataFrame, experiment: str, diagnostics: 
             "symlog",
             df[df.grad_norm >= diagnostics["apag_grad_floor"]],
         ),
-        ("apcg", "APCG ratio in the saddle region (≥ 0 expected)", "symlog", df[df.in_saddle_region]),
+        ("apcg", apcg_title, "symlog", df[df.in_saddle_region]),
         ("grace", "GrACE value (small expected)", "symlog", df),
     ]
     with figure_style():
