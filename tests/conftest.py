@@ -56,3 +56,24 @@ def job_counts(output: str) -> dict[str, int]:
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture
+def offline_hf(tmp_path, monkeypatch):
+    """HF caches under tmp_path and offline mode, also for already-imported ``datasets`` / ``huggingface_hub``."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hf"
+    for var, value in {
+        "HF_HOME": cache,
+        "HF_DATASETS_CACHE": cache / "datasets",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HUB_OFFLINE": "1",
+    }.items():
+        monkeypatch.setenv(var, str(value))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache / "datasets")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    return cache

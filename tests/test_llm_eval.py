@@ -94,25 +94,6 @@ def model(tok):
 
 
 @pytest.fixture
-def offline_hf(tmp_path, monkeypatch):
-    """HF caches under tmp_path and offline mode, also for an already-imported ``datasets``."""
-    import datasets.config
-
-    cache = tmp_path / "hf"
-    for var, value in {
-        "HF_HOME": cache,
-        "HF_DATASETS_CACHE": cache / "datasets",
-        "HF_DATASETS_OFFLINE": "1",
-        "HF_HUB_OFFLINE": "1",
-    }.items():
-        monkeypatch.setenv(var, str(value))
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache / "datasets")
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
-    return cache
-
-
-@pytest.fixture
 def task_config(tmp_path, offline_hf):
     path = tmp_path / "items.jsonl"
     lines = [

@@ -359,27 +359,6 @@ def test_jsonl_round_trip(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["items.jsonl"]  # no temporary file left
 
 
-@pytest.fixture
-def offline_hf(tmp_path, monkeypatch):
-    """HF caches under tmp_path and offline mode, also for an already-imported ``datasets``."""
-    import datasets.config
-    import huggingface_hub.constants
-
-    cache = tmp_path / "hf"
-    for var, value in {
-        "HF_HOME": cache,
-        "HF_DATASETS_CACHE": cache / "datasets",
-        "HF_DATASETS_OFFLINE": "1",
-        "HF_HUB_OFFLINE": "1",
-    }.items():
-        monkeypatch.setenv(var, str(value))
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache / "datasets")
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    return cache
-
-
 def _check_task(task, items):
     docs = list(task.test_docs())
     assert len(docs) == len(items)
