@@ -18,6 +18,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/optim.smk"
+include: "workflow/rules/llm.smk"
 include: "workflow/rules/report.smk"
 
 

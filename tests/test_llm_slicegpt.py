@@ -3,6 +3,7 @@
 import copy
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +14,16 @@ from transformers import PreTrainedTokenizerFast
 from repro.llm.adapters import get_adapter
 from repro.llm.compressed import load_compressed, save_compressed
 from repro.llm.methods.registry import compress
-from repro.llm.methods.slicegpt import RMSN, fuse_norms, sliced_width, slicegpt, write_weights
-from repro.llm.params import parameter_counts
+from repro.llm.methods.slicegpt import (
+    RMSN,
+    fuse_norms,
+    sliced_parameter_counts,
+    sliced_width,
+    slicegpt,
+    width_for_target,
+    write_weights,
+)
+from repro.llm.params import compression_ratio, parameter_counts
 from repro.llm.tiny import tiny_model
 
 ARCHS = ["llama", "opt", "phi", "gpt_neox"]
@@ -236,3 +245,148 @@ def test_width_rounding_and_bad_settings():
         sliced_width(64, 1.0)
     with pytest.raises(ValueError, match="final_orientation"):
         slicegpt(_model("llama"), CALIB, sparsity=0.25, final_orientation="svd", progress=False)
+
+
+# ---------------------------------------------------------------------------------------------- parameter target
+SMALL_CALIB = torch.randint(0, 128, (4, 16), generator=torch.Generator().manual_seed(4))
+SMOLLM2 = Path(__file__).resolve().parents[1] / "resources" / "models" / "smollm2-135m-instruct"
+
+
+def _removed(model: nn.Module, convention: str = "total", slice_head: bool = False) -> dict[int, float]:
+    """Brute force: predicted removed fraction of every width 8, 16, ..., 64 of a tiny model."""
+    dense = parameter_counts(model, get_adapter(model))
+    return {
+        w: compression_ratio(dense, sliced_parameter_counts(model, w, slice_head=slice_head))[f"removed_{convention}"]
+        for w in range(8, 65, 8)
+    }
+
+
+@pytest.mark.parametrize("model_type", ARCHS)
+@pytest.mark.parametrize("sparsity", [0.25, 0.5])
+@pytest.mark.parametrize("slice_head", [False, True])
+def test_predicted_counts_equal_actual_counts(model_type, sparsity, slice_head):
+    model = _model(model_type)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    dense = parameter_counts(model, get_adapter(model))
+    width = sliced_width(64, sparsity)
+    predicted = sliced_parameter_counts(model, width, slice_head=slice_head)
+    # the prediction leaves the model alone (still tied, same weights, same norms)
+    assert parameter_counts(model, get_adapter(model)) == dense
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert not isinstance(get_adapter(model).final_norm(), RMSN)
+    assert predicted == _expected_sliced_counts(model_type, width, slice_head) | {
+        "other": 0,
+        "tied": 0,
+        "num_layers": 3,
+    }
+    _, info = slicegpt(model, SMALL_CALIB, sparsity=sparsity, slice_head=slice_head, progress=False)
+    assert info["new_width"] == width
+    assert parameter_counts(model, get_adapter(model)) == predicted == info["counts_after"]
+
+
+@pytest.mark.parametrize("model_type", ARCHS)
+@pytest.mark.parametrize("convention", ["total", "blocks"])
+def test_width_for_target_is_the_closest_candidate(model_type, convention):
+    model = _model(model_type)
+    removed = _removed(model, convention)
+    for target in (0.0, 0.1, 0.2, 0.3, 0.45, 0.6):
+        width, info = width_for_target(model, target, convention=convention)
+        best = min(abs(r - target) for r in removed.values())
+        assert abs(removed[width] - target) == pytest.approx(best, abs=1e-12), (target, width, removed)
+        assert width == max(w for w, r in removed.items() if abs(abs(r - target) - best) < 1e-12)
+        assert info["achieved_removed"] == pytest.approx(removed[width], abs=1e-15)
+        assert info["predicted_counts"] == sliced_parameter_counts(model, width)
+        assert info["sparsity"] == 1 - width / 64 and info["n_candidates"] == 8
+        assert [width, info["predicted_counts"]["total"]] in [row[:2] for row in info["candidates"]]
+    # an exact tie between two neighbours goes to the wider model
+    midpoint = (removed[32] + removed[40]) / 2
+    assert width_for_target(model, midpoint, convention=convention)[0] == 40
+
+
+def test_width_for_target_round_to_and_slice_head():
+    model = _model("opt")
+    removed = _removed(model, slice_head=True)
+    width, info = width_for_target(model, 0.35, slice_head=True)
+    assert width == min(removed, key=lambda w: (abs(removed[w] - 0.35), -w)) and info["slice_head"] is True
+    width16, info16 = width_for_target(model, 0.35, round_to=16)
+    assert width16 % 16 == 0 and info16["n_candidates"] == 4
+
+
+@pytest.mark.parametrize("model_type", ARCHS)
+def test_slicegpt_at_a_parameter_target(model_type):
+    model = _model(model_type)
+    dense = parameter_counts(model, get_adapter(model))
+    removed = _removed(model)
+    target = 0.3
+    _, info = slicegpt(model, SMALL_CALIB, target_removed=target, progress=False)
+    width = info["new_width"]
+    assert width == width_for_target(_model(model_type), target)[0]
+    assert info["target_removed"] == target and info["convention"] == "total"
+    assert info["sparsity"] == pytest.approx(1 - width / 64) and info["width_unrounded"] == width
+    after = parameter_counts(model, get_adapter(model))
+    assert info["predicted_counts"] == after == info["counts_after"] and info["predicted_matches"]
+    assert info["counts_dense"] == dense
+    actual = compression_ratio(dense, after)["removed_total"]
+    assert actual == pytest.approx(info["target_search"]["achieved_removed"], abs=1e-12)
+    step = max(abs(removed[w] - removed[w + 8]) for w in (width - 8, width) if w in removed and w + 8 in removed)
+    assert abs(actual - target) <= step
+    assert torch.isfinite(_logits(model)).all()
+
+
+def test_slicegpt_target_blocks_convention():
+    model = _model("gpt_neox")
+    dense = parameter_counts(model, get_adapter(model))
+    width = width_for_target(_model("gpt_neox"), 0.4, convention="blocks")[0]
+    _, info = slicegpt(model, SMALL_CALIB, target_removed=0.4, convention="blocks", progress=False)
+    assert info["new_width"] == width and info["convention"] == "blocks"
+    assert info["removed"]["removed_blocks"] == pytest.approx(info["target_search"]["achieved_removed"])
+    assert compression_ratio(dense, info["counts_after"])["removed_blocks"] == info["removed"]["removed_blocks"]
+
+
+def test_parameter_target_bad_arguments():
+    model = _model("llama")
+    with pytest.raises(ValueError, match="exactly one of sparsity and target_removed"):
+        slicegpt(model, SMALL_CALIB, sparsity=0.2, target_removed=0.2, progress=False)
+    with pytest.raises(ValueError, match="exactly one of sparsity and target_removed"):
+        slicegpt(model, SMALL_CALIB, progress=False)
+    for bad in (1.0, -0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=rf"target_removed must be in \[0, 1\), got {bad}"):
+            width_for_target(model, bad)
+        with pytest.raises(ValueError, match="target_removed"):
+            slicegpt(model, SMALL_CALIB, target_removed=bad, progress=False)
+    with pytest.raises(ValueError, match="target_removed must be a number"):
+        width_for_target(model, "0.2")
+    with pytest.raises(ValueError, match="convention must be one of .*'params'"):
+        width_for_target(model, 0.2, convention="params")
+    with pytest.raises(ValueError, match="convention must be one of"):
+        slicegpt(model, SMALL_CALIB, target_removed=0.2, convention="params", progress=False)
+    # the tiny llama removes at most 0.74 of its total parameters (width 8): 0.95 is unreachable
+    with pytest.raises(ValueError, match=r"target_removed 0.95 is unreachable under convention 'total'"):
+        width_for_target(model, 0.95)
+    with pytest.raises(ValueError, match="round_to"):
+        width_for_target(model, 0.2, round_to=0)
+    with pytest.raises(ValueError, match="new_width"):
+        sliced_parameter_counts(model, 0)
+    with pytest.raises(ValueError, match="new_width"):
+        sliced_parameter_counts(model, 65)
+    with pytest.raises(ValueError, match="post-LN"):
+        sliced_parameter_counts(tiny_model("opt_proj"), 32)
+    with pytest.raises(ValueError, match="post-LN"):
+        width_for_target(tiny_model("opt_proj"), 0.2)
+    assert get_adapter(model).tied_embeddings and not isinstance(get_adapter(model).final_norm(), RMSN)
+
+
+@pytest.mark.skipif(not (SMOLLM2 / "config.json").exists(), reason="SmolLM2 config not present")
+def test_smollm2_predicted_counts_from_shapes_only():
+    """Brief §11: the official sparsity 0.2 (width 456) gives 147.5 M > the tied dense 134.5 M; 0.3 gives 131.6 M."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(SMOLLM2, local_files_only=True)
+    with torch.device("meta"):  # shapes only: no weights are read or allocated
+        model = AutoModelForCausalLM.from_config(config)
+    assert parameter_counts(model, get_adapter(model))["total"] == 134_515_008
+    assert sliced_parameter_counts(model, 456)["total"] == 147_489_984
+    assert sliced_parameter_counts(model, 400)["total"] == 131_641_088
+    width, info = width_for_target(model, 0.2)
+    assert (width, info["predicted_counts"]["total"]) == (312, 107_483_328)
+    assert width_for_target(model, 0.3)[0] == 264

@@ -22,8 +22,11 @@ from transformers import PreTrainedTokenizerFast  # noqa: E402
 
 from repro.kernels.nm_sparsity import nm_check  # noqa: E402
 from repro.llm.adapters import get_adapter  # noqa: E402
+from repro.llm.calibration import ALL_STATISTICS, collect_statistics  # noqa: E402
 from repro.llm.compressed import load_compressed, save_compressed  # noqa: E402
 from repro.llm.methods import registry  # noqa: E402
+from repro.llm.methods import shortgpt as shortgpt_module  # noqa: E402
+from repro.llm.methods import wanda as wanda_module  # noqa: E402
 from repro.llm.methods.shortgpt import choose_n_layers, layer_order, shortgpt  # noqa: E402
 from repro.llm.methods.wanda import parse_pattern, semi_structured, wanda  # noqa: E402
 from repro.llm.params import layer_parameter_counts, parameter_counts  # noqa: E402
@@ -169,6 +172,75 @@ def test_wanda_statistics_are_sequential(model_type):
         torch.testing.assert_close(stats[f"layers.0.wanda.{name}"], dense_norms[(0, name)], rtol=1e-5, atol=1e-9)
 
 
+def _cached(model, ids: torch.Tensor):
+    """What the pipeline's calibration rule saves: every statistic of the original model."""
+    return collect_statistics(model, ids, batch_size=4, which=ALL_STATISTICS, progress=False)
+
+
+def _no_pass(*args, **kwargs):
+    raise AssertionError("a calibration pass ran although cached statistics were given")
+
+
+@pytest.mark.parametrize("model_type", TYPES)
+@pytest.mark.parametrize("settings", [{"pattern": "2:4"}, {"sparsity": 0.5}])
+def test_wanda_original_calibration_with_and_without_cache(monkeypatch, model_type, settings):
+    original = tiny_model(model_type)
+    ids = _ids()
+    stats = _cached(original, ids)
+    fresh, info_fresh = wanda(copy.deepcopy(original), ids, calibration="original", progress=False, **settings)
+    sequential, _ = wanda(copy.deepcopy(original), ids, progress=False, **settings)
+    with monkeypatch.context() as patch:
+        patch.setattr(wanda_module, "collect_statistics", _no_pass)
+        cached, info_cached = wanda(
+            copy.deepcopy(original), None, calibration="original", statistics=stats, progress=False, **settings
+        )
+    assert info_fresh["calibration"]["mode"] == info_cached["calibration"]["mode"] == "original"
+    assert (info_fresh["calibration"]["source"], info_cached["calibration"]["source"]) == ("pass", "statistics")
+    assert info_cached["calibration"]["tokens"] == N_SAMPLES * SEQ_LEN
+    before, with_cache, without, seq = (_linears(m) for m in (original, cached, fresh, sequential))
+    dense_norms = direct_sq_norms(original, ids)  # every layer scored on the unpruned model's inputs
+    group = 4 if "pattern" in settings else None
+    differs = False
+    for key, lin in with_cache.items():
+        assert torch.equal(lin.weight == 0, without[key].weight == 0), key  # identical masks
+        assert torch.equal(lin.weight, without[key].weight), key
+        w = lin.weight
+        if group:
+            assert ((w == 0).reshape(w.shape[0], -1, 4).sum(-1) == 2).all(), key  # still 2:4
+            assert nm_check(w != 0, 2, 4)
+        assert_lowest_pruned(before[key].weight, w, dense_norms[key], group=group or w.shape[1])
+        if key[0] == 0:  # layer 0 reads the same inputs in both modes
+            assert torch.equal(w == 0, seq[key].weight == 0), key
+        else:
+            differs |= not torch.equal(w == 0, seq[key].weight == 0)
+    assert differs, "original and sequential calibration gave the same masks in every later layer"
+    assert info_cached["achieved_sparsity"] == info_fresh["achieved_sparsity"] == 0.5
+    for key in ("counts_nonzero", "per_linear", "zeros"):
+        assert info_cached[key] == info_fresh[key]
+
+
+def test_wanda_calibration_settings_are_validated():
+    model = tiny_model("llama")
+    ids = _ids()
+    stats = _cached(model, ids)
+    with pytest.raises(ValueError, match="calibration must be one of"):
+        wanda(model, ids, calibration="dense", progress=False)
+    with pytest.raises(ValueError, match="calibration='original'"):
+        wanda(model, ids, statistics=stats, progress=False)  # sequential cannot use original-model norms
+    with pytest.raises(ValueError, match="needs calibration_ids"):
+        wanda(model, None, calibration="original", progress=False)
+    partial = {k: v for k, v in stats.items() if k != "layers.1.wanda.mlp.down_proj"}
+    with pytest.raises(ValueError, match=r"lack 1 Wanda norms: layers\.1\.wanda\.mlp\.down_proj"):
+        wanda(model, None, calibration="original", statistics=partial, progress=False)
+    no_norms = {k: v for k, v in stats.items() if ".wanda." not in k}
+    with pytest.raises(ValueError, match=r"layers\.0\.wanda\.self_attn\.q_proj.*and \d+ more"):
+        wanda(model, None, calibration="original", statistics=no_norms, progress=False)
+    other = _cached(tiny_model("llama", intermediate_size=64), ids)
+    with pytest.raises(ValueError, match=r"layers\.0\.wanda\.mlp\.down_proj \(64,\) != \(128,\)"):
+        wanda(model, None, calibration="original", statistics=other, progress=False)
+    assert all((lin.weight != 0).all() for lin in _linears(model).values())  # nothing was pruned
+
+
 def test_wanda_settings_are_validated():
     model = tiny_model("llama")
     with pytest.raises(ValueError, match="not both"):
@@ -291,6 +363,40 @@ def test_shortgpt_ratio_search_picks_closest_n_hand_computed():
     m_blocks, info_blocks = shortgpt(copy.deepcopy(model), ids, ratio=0.16, convention="blocks", progress=False)
     assert info_blocks["n_removed"] == 0 and info_blocks["achieved_ratio"] == 0.0
     assert get_adapter(m_blocks).num_layers == 3
+
+
+@pytest.mark.parametrize("model_type", TYPES)
+def test_shortgpt_cached_statistics_give_the_same_result(monkeypatch, model_type):
+    original = tiny_model(model_type, num_hidden_layers=4)
+    ids = _ids()
+    stats = _cached(original, ids)
+    fresh, info_fresh = shortgpt(copy.deepcopy(original), ids, ratio=0.4, progress=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(shortgpt_module, "collect_statistics", _no_pass)
+        cached, info_cached = shortgpt(copy.deepcopy(original), None, ratio=0.4, statistics=stats, progress=False)
+    assert info_cached["bi"] == info_fresh["bi"]  # BI of the original model both times, bit for bit
+    for key in ("removal_order", "removed_layers", "kept_layers", "n_removed", "achieved_ratio", "counts_after"):
+        assert info_cached[key] == info_fresh[key], key
+    assert info_cached["n_removed"] >= 1
+    assert info_cached["calibration"]["source"] == "statistics" and info_fresh["calibration"]["source"] == "pass"
+    assert info_cached["calibration"]["mode"] == "original" == info_fresh["calibration"]["mode"]
+    assert fresh.state_dict().keys() == cached.state_dict().keys()
+    assert all(torch.equal(v, cached.state_dict()[k]) for k, v in fresh.state_dict().items())
+    test_ids = _ids(seed=1, n=2)
+    with torch.no_grad():
+        torch.testing.assert_close(cached(input_ids=test_ids).logits, fresh(input_ids=test_ids).logits, rtol=0, atol=0)
+
+
+def test_shortgpt_cached_statistics_are_validated():
+    model = tiny_model("phi")
+    stats = _cached(model, _ids())
+    with pytest.raises(ValueError, match="no 'bi' entry"):
+        shortgpt(model, None, n_layers=1, statistics={k: v for k, v in stats.items() if k != "bi"}, progress=False)
+    with pytest.raises(ValueError, match="'bi' has 2 entries but the model has 3 layers"):
+        shortgpt(model, None, n_layers=1, statistics={**stats, "bi": stats["bi"][:2]}, progress=False)
+    with pytest.raises(ValueError, match="needs calibration_ids or cached statistics"):
+        shortgpt(model, None, n_layers=1, progress=False)
+    assert get_adapter(model).num_layers == 3
 
 
 def test_shortgpt_settings_are_validated():

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, SNAKEMAKE, copy_workflow, job_counts, run_snakemake
+from repro.llm.runs import expand_runs
 from repro.report.claims import CLAIM_COLUMNS
 from repro.report.rows import validate_table
 from repro.report.runtime import RUNTIME_COLUMNS
@@ -37,6 +38,19 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "collect_runtime": 1,
         "all": 1,
     }
+    if "llm_compression" in papers:
+        llm = config["llm_compression"]
+        runs = expand_runs(llm)
+        n_eval = len(llm["models"]) * len(runs)
+        counts.update(
+            calibrate_llm=len(llm["models"]) * len(llm["calibration"]),
+            compress_llm=len(llm["models"]) * (len(runs) - 1),
+            evaluate_llm_params=n_eval,
+            evaluate_llm_perplexity=n_eval,
+            evaluate_llm_zeroshot=n_eval,
+            evaluate_llm_speed=n_eval,
+            plot_llm_compression=1,
+        )
     counts["download_artifact"] = len(config.get("artifacts", {}))
     for name in config.get("prepare", []):
         counts[f"prepare_{name}"] = 1
@@ -91,11 +105,34 @@ def test_tables_follow_the_contract(finished_run):
     assert len(toy) == expected
 
 
+def test_llm_tables_have_a_row_set_per_run(finished_run):
+    """Every run of the test tier has parameter, perplexity, zero-shot and speed rows."""
+    config = yaml.safe_load((finished_run / "config" / "test.yaml").read_text())
+    runs = expand_runs(config["llm_compression"])
+    df = pd.read_parquet(finished_run / "results" / "tables" / "llm_compression.parquet")
+    df = df.assign(run=df.setting.map(lambda s: yaml.safe_load(s).get("run")))
+    evaluated = df[df.experiment != "calibration"]
+    assert set(evaluated.run) == set(runs)
+    for experiment, metric in [
+        ("params", "params_total"),
+        ("perplexity", "perplexity"),
+        ("zeroshot", "zeroshot_acc"),
+        ("speed", "decode_speedup"),
+    ]:
+        rows = evaluated[(evaluated.experiment == experiment) & (evaluated.metric == metric)]
+        assert sorted(rows.run) == sorted(runs), experiment
+    targets = evaluated[evaluated.metric == "target_rel_error"]
+    # tiny widths and 4 layers make targets coarse here; the default tier's claim checks the 2 % contract
+    assert set(targets.run) == {r for r, spec in runs.items() if spec["target_removed"] is not None or "wanda" in r}
+    calibration = df[df.experiment == "calibration"].set_index("metric").value
+    assert calibration["tokens"] == 8 * 64 and calibration["tokens_per_s"] > 0 and calibration["peak_rss_mb"] > 0
+
+
 def test_claims_are_computed(finished_run):
     claims = pd.read_parquet(finished_run / "results" / "tables" / "claims.parquet")
     assert list(claims.columns) == CLAIM_COLUMNS
     assert claims.holds.dtype == "boolean"
-    assert set(claims.paper) == {"stochastic_momentum", "heavy_ball"}
+    assert set(claims.paper) == {"stochastic_momentum", "heavy_ball", "llm_compression"}
     assert claims.claim_id.is_unique
     measured = claims.dropna(subset=["measured"])
     assert measured.holds.notna().all()  # every measured claim has a computed verdict
@@ -114,13 +151,13 @@ def test_runtime_has_a_row_per_job(finished_run):
 
 def test_figures_and_report_exist(finished_run):
     figures = sorted((finished_run / "results" / "figures").rglob("*.png"))
-    assert {f.parent.name for f in figures} == {"stochastic_momentum", "heavy_ball"}
+    assert {f.parent.name for f in figures} == {"stochastic_momentum", "heavy_ball", "llm_compression"}
     for png in figures:
         assert png.stat().st_size > 10_000, png
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert png.with_suffix(".pdf").stat().st_size > 1_000
     report = (finished_run / "results" / "report.html").read_text()
-    for name in ("escape_time.png", "iterations_vs_kappa.png", "claims.html", "runtime.html"):
+    for name in ("escape_time.png", "iterations_vs_kappa.png", "perplexity.png", "claims.html", "runtime.html"):
         assert name in report
 
 

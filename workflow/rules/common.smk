@@ -4,6 +4,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from repro.report.claims import CLAIM_FUNCTIONS
+from repro.llm.runs import run_setting
 from repro.workflow import ConfigError, module_digest, validate_config
 
 REPO = Path(workflow.basedir)
@@ -39,6 +40,22 @@ def check_prepared_artifacts(prepare, prepared, artifacts):
                 f"invalid config: key 'prepare' lists {name!r}, which needs artifact(s) "
                 f"{missing} under 'artifacts'"
             )
+
+
+# LLM helpers (globals LLM_MODELS, LLM_RUNS, ... are set in llm.smk).
+def llm_model_dir(wc):
+    """The dense run reads the prepared model folder; every other run its compressed folder."""
+    if wc.run == "dense":
+        return LLM_MODELS[wc.model]["path"]
+    return f"results/llm/{wc.model}/models/{wc.run}"
+
+
+def llm_setting(wc):
+    return run_setting(LLM_RUNS[wc.run], LLM_CALIB)
+
+
+def llm_calibration_options(name):
+    return {"batch_size": 4, **LLM_CALIBRATION[name]}
 
 
 def final_targets():

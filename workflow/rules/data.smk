@@ -36,6 +36,15 @@ PREPARED = {
     "fashion_mnist": (["fashion_mnist"], ["resources/images/fashion_mnist.npz"]),
     "digits": ([], ["resources/images/digits.npz"]),
     "connectome": (["graspologic"], ["resources/graphs/drosophila.npz"]),
+    "tiny_llm": (  # test tier: a tiny Llama, synthetic prose and a cloze task, no artifacts
+        [],
+        [
+            "resources/tiny/model",
+            "resources/tiny/text/train.txt",
+            "resources/tiny/text/test.txt",
+            "resources/tiny/zeroshot/tasks/tiny_cloze.yaml",
+        ],
+    ),
 }
 check_prepared_artifacts(PREPARE, PREPARED, ARTIFACTS)
 
@@ -213,6 +222,26 @@ rule prepare_connectome:
         code=code("repro.data.graphs"),
     script:
         "../scripts/prepare_connectome.py"
+
+
+rule prepare_tiny_llm:
+    output:
+        model=directory("resources/tiny/model"),
+        train="resources/tiny/text/train.txt",
+        test="resources/tiny/text/test.txt",
+        item_set="resources/tiny/zeroshot/tiny_cloze.jsonl",
+        task="resources/tiny/zeroshot/tasks/tiny_cloze.yaml",
+    log:
+        "logs/prepare_tiny_llm/tiny_llm.log",
+    benchmark:
+        "benchmarks/prepare_tiny_llm/tiny_llm.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        options=config["data"]["tiny_llm"],
+        code=code("repro.llm.tiny_assets"),
+    script:
+        "../scripts/prepare_tiny_llm.py"
 
 
 rule data:

@@ -18,26 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
 from repro.llm.adapters import get_adapter
 from repro.llm.calibration import calibration_batches
-from repro.llm.compressed import COMPRESSION_FILE, load_compressed, save_compressed
+from repro.llm.compressed import save_compressed
 from repro.llm.eval.perplexity import perplexity
 from repro.llm.methods.registry import compress
 from repro.llm.params import compression_ratio, parameter_counts
-
-
-def load_model(path: Path):
-    """(model, tokenizer) from a prepared model folder or a compressed one."""
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path} is not a model folder (no config.json)")
-    if (path / COMPRESSION_FILE).is_file():
-        model, tokenizer, _ = load_compressed(path)
-        return model, tokenizer
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True).eval()
-    return model, AutoTokenizer.from_pretrained(path, local_files_only=True)
+from repro.llm.stages import jsonable, load_model
 
 
 def _settings(args) -> dict:
@@ -45,16 +32,6 @@ def _settings(args) -> dict:
     if args.method != "dense":
         settings["batch_size"] = args.batch_size
     return settings
-
-
-def _jsonable(value):
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def main(argv=None) -> int:
@@ -78,7 +55,7 @@ def main(argv=None) -> int:
         for path in (args.calibration, args.evaluation):
             if path is not None and not path.is_file():
                 raise FileNotFoundError(f"text file {path} does not exist")
-        model, tokenizer = load_model(args.model)
+        model, tokenizer = load_model(args.model, device="cpu")
         dense = parameter_counts(model, get_adapter(model))
         report = {"model": str(args.model), "method": args.method, "settings": _settings(args), "dense": dense}
         if args.evaluation is not None:
@@ -101,7 +78,7 @@ def main(argv=None) -> int:
             writer = None
             if loader == "slicegpt":
                 from repro.llm.methods.slicegpt import write_weights as writer
-            info = _jsonable({k: v for k, v in info.items() if k != "statistics"})
+            info = jsonable({k: v for k, v in info.items() if k != "statistics"})
             save_compressed(
                 model, tokenizer, args.out, method=args.method, info=info, loader=loader, write_weights=writer
             )
@@ -109,7 +86,7 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(_jsonable(report), indent=2))
+    print(json.dumps(jsonable(report), indent=2))
     return 0
 
 

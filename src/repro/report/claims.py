@@ -22,6 +22,7 @@ CLAIM_COLUMNS = ["paper", "claim_id", "claim", "paper_value", "measured", "compa
 CLAIM_FUNCTIONS = {
     "stochastic_momentum": "repro.optim.saddle_claims:stochastic_momentum_claims",
     "heavy_ball": "repro.optim.heavy_ball_claims:heavy_ball_claims",
+    "llm_compression": "repro.llm.claims:llm_compression_claims",
 }
 
 

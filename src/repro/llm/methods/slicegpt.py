@@ -33,6 +33,17 @@ shape only), written against the architecture adapters (LLaMA/SmolLM2, pre-LN OP
    write_weights=write_weights)``; ``load_compressed`` rebuilds it once this module (which registers
    the ``"slicegpt"`` loader) has been imported.
 
+Parameter target.  ``sparsity`` fixes the width, not the parameter count: untying the head and the
+shortcut matrices add parameters, so on SmolLM2-135M (tied, 134.5 M) sparsity 0.2 gives 147.5 M
+(brief §2.1, §11).  To compare methods at equal *total* parameters, ``slicegpt(...,
+target_removed=r, convention="total")`` picks the width itself: :func:`sliced_parameter_counts`
+predicts, from the module shapes alone (no copy, no calibration), the exact
+:func:`~repro.llm.params.parameter_counts` the method will produce at a given width (untied head,
+weightless norms, folded-beta biases, sliced embeddings / readers / writers, shortcut matrices), and
+:func:`width_for_target` takes the multiple of ``round_to`` whose predicted removed fraction (against
+the dense model as given, a tied embedding counted once) is closest to ``r`` (ties: the wider).
+``info["sparsity"]`` is then the effective ``1 - d' / d``.
+
 Final orientation: ``"pca"`` (the default here) keeps the PCA eigenvectors: the method as the paper
 describes it (its rotation is the PCA basis; not re-checked against the PDF here).  ``"random"``
 multiplies each ``Q`` by a random orthogonal matrix acting inside the kept ``d'``-dimensional subspace
@@ -50,7 +61,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -73,6 +84,7 @@ from .slicegpt_modules import (
 )
 
 __all__ = [
+    "CONVENTIONS",
     "FINAL_ORIENTATIONS",
     "RMSN",
     "check_sliceable",
@@ -81,8 +93,10 @@ __all__ = [
     "pca",
     "random_orthogonal_upper_left",
     "rotate_and_slice",
+    "sliced_parameter_counts",
     "sliced_width",
     "slicegpt",
+    "width_for_target",
     "write_weights",
 ]
 
@@ -126,6 +140,212 @@ def sliced_width(hidden_size: int, sparsity: float, round_to: int = 8) -> int:
     if width < 1:
         raise ValueError(f"sparsity {sparsity} with round_to {round_to} leaves no channel of {hidden_size}")
     return width
+
+
+# ---------------------------------------------------------------------------------------------- counts
+#: Conventions accepted by :func:`width_for_target` (see :mod:`repro.llm.params`).
+CONVENTIONS = ("total", "blocks")
+_TIE_DIGITS = 12  # removed fractions equal to this many digits count as a tie
+_TABLE_NEIGHBOURS = 3  # candidates kept on each side of the chosen width in the logged table
+
+
+def _params_of(modules: Sequence[nn.Module | None]) -> dict[int, nn.Parameter]:
+    out: dict[int, nn.Parameter] = {}
+    for module in modules:
+        if module is not None:
+            for p in module.parameters():
+                out.setdefault(id(p), p)
+    return out
+
+
+def _has_shift(norm: nn.Module | None) -> bool:
+    """Whether folding ``norm`` adds ``W beta`` to the biases of its readers (a LayerNorm with bias)."""
+    return norm is not None and norm_parameters(norm)[1] is not None
+
+
+def _slice_plan(model: nn.Module, adapter: ModelAdapter) -> dict[str, Any]:
+    """The shapes that decide the parameter counts of ``model`` after :func:`slicegpt` (no weights read).
+
+    Mirrors :func:`fuse_norms` (untied head; norms -> weightless :class:`RMSN`; a reader of a norm
+    with a shift gains a bias) and :func:`rotate_and_slice` (what is sliced, shortcut shapes).
+    Per layer: ``rest`` counts the layer parameters that slicing does not touch (e.g. Phi's q/k
+    norms); readers are ``(out_features, has bias after folding)``, writers ``(in_features, has bias)``.
+    """
+    dense = parameter_counts(model, adapter)
+    layers = []
+    for la in adapter.layers():
+        attn_norm, mlp_norm = la.attention_input_norm(), la.mlp_input_norm()
+        attn_in, mlp_in = la.attention_input_linears(), la.mlp_input_linears()
+        writers = [la.attention_output_linear(), la.mlp_output_linear()]
+        touched = _params_of([attn_norm, mlp_norm, *attn_in, *mlp_in, *writers])
+        rest = sum(p.numel() for key, p in _params_of([la.layer]).items() if key not in touched)
+        shift_attn, shift_mlp = _has_shift(attn_norm), _has_shift(mlp_norm)
+        layers.append(
+            {
+                "parallel": bool(la.parallel_residual),
+                "rest": int(rest),
+                "attn_readers": [(lin.out_features, lin.bias is not None or shift_attn) for lin in attn_in],
+                "mlp_readers": [(lin.out_features, lin.bias is not None or shift_mlp) for lin in mlp_in],
+                "attn_writer": (writers[0].in_features, writers[0].bias is not None),
+                "mlp_writer": (writers[1].in_features, writers[1].bias is not None),
+            }
+        )
+    head, final = adapter.lm_head(), adapter.final_norm()
+    elsewhere = _params_of(
+        [*adapter.decoder_layers_container(), adapter.embed_tokens(), adapter.position_embeddings(), head]
+    )
+    final_params = sum(p.numel() for key, p in _params_of([final]).items() if key not in elsewhere)
+    positions = adapter.position_embeddings()
+    return {
+        "hidden_size": adapter.hidden_size,
+        "num_layers": adapter.num_layers,
+        "vocab_rows": int(adapter.embed_tokens().num_embeddings),
+        "position_rows": 0 if positions is None else int(positions.num_embeddings),
+        "head_out": int(head.out_features),
+        "head_bias": head.bias is not None or _has_shift(final),
+        "other": int(dense["other"] - final_params),
+        "layers": layers,
+        "dense": dense,
+    }
+
+
+def _readers(readers: Sequence[tuple[int, bool]], width: int) -> int:
+    return sum(out * width + (out if bias else 0) for out, bias in readers)
+
+
+def _writer(writer: tuple[int, bool], width: int) -> int:
+    n_in, bias = writer
+    return width * n_in + (width if bias else 0)
+
+
+def _plan_counts(plan: Mapping[str, Any], new_width: int, slice_head: bool) -> dict[str, int]:
+    """:func:`parameter_counts` of the sliced model described by ``plan`` at residual width ``new_width``."""
+    d, k, n_layers = plan["hidden_size"], int(new_width), plan["num_layers"]
+    blocks = 0
+    for idx, layer in enumerate(plan["layers"]):
+        d_in = k  # every layer reads the sliced stream (the embeddings have width k)
+        d_out = d if idx == n_layers - 1 and not slice_head else k
+        blocks += layer["rest"] + _readers(layer["attn_readers"], d_in)
+        if layer["parallel"]:  # x Q + attn(x) + mlp(x): one shortcut d_in x d_out
+            blocks += _writer(layer["attn_writer"], d_out) + _readers(layer["mlp_readers"], d_in)
+            blocks += _writer(layer["mlp_writer"], d_out) + d_in * d_out
+        else:  # attention writes the mid point (width k), the MLP reads it and writes d_out
+            blocks += _writer(layer["attn_writer"], k) + _readers(layer["mlp_readers"], k)
+            blocks += _writer(layer["mlp_writer"], d_out) + d_in * k + k * d_out
+    embeddings = (plan["vocab_rows"] + plan["position_rows"]) * k
+    head_in = k if slice_head else d
+    lm_head = plan["head_out"] * head_in + (plan["head_out"] if plan["head_bias"] else 0)
+    return {
+        "total": int(blocks + embeddings + lm_head + plan["other"]),
+        "blocks": int(blocks),
+        "embeddings": int(embeddings),
+        "lm_head": int(lm_head),
+        "other": int(plan["other"]),
+        "tied": 0,
+        "num_layers": int(n_layers),
+    }
+
+
+def sliced_parameter_counts(model: nn.Module, new_width: int, *, slice_head: bool = False) -> dict[str, int]:
+    """Predict :func:`parameter_counts` of ``slicegpt(model, ...)`` at residual width ``new_width``.
+
+    Derived from the module shapes alone: ``model`` is not modified and no calibration runs (a
+    SmolLM2-135M takes milliseconds).  The prediction follows the structure the method produces:
+    the head is untied (``tied`` 0); every norm becomes a weightless :class:`RMSN` (the final norm
+    leaves ``other``); a linear that reads a LayerNorm with a shift gains a bias (folded ``beta``,
+    e.g. OPT's LM head); token (and OPT position) embeddings have width ``new_width``; readers
+    (q/k/v/qkv, gate/up/fc1) have ``new_width`` inputs; writers (o/dense/out_proj, down/fc2) and
+    their biases have ``new_width`` outputs, except the last layer's output (and its attention
+    output in a parallel layer), which stays ``d`` unless ``slice_head``; shortcut matrices are
+    ``d_in x d_mid`` + ``d_mid x d_out`` per sequential layer and ``d_in x d_out`` per
+    parallel-residual layer; the LM head reads ``new_width`` with ``slice_head``, else ``d``.
+
+    Raises:
+        ValueError: for models SliceGPT refuses (:func:`check_sliceable`) or ``new_width`` outside ``[1, d]``.
+    """
+    adapter = check_sliceable(model)
+    d = adapter.hidden_size
+    if isinstance(new_width, bool) or int(new_width) != new_width or not 1 <= new_width <= d:
+        raise ValueError(f"new_width must be an integer in [1, {d}], got {new_width!r}")
+    return _plan_counts(_slice_plan(model, adapter), int(new_width), bool(slice_head))
+
+
+def width_for_target(
+    model: nn.Module,
+    target_removed: float,
+    *,
+    convention: str = "total",
+    round_to: int = 8,
+    slice_head: bool = False,
+) -> tuple[int, dict[str, Any]]:
+    """The residual width whose predicted removed parameter fraction is closest to ``target_removed``.
+
+    Candidates are the multiples of ``round_to`` in ``[round_to, d]``; each is scored with
+    :func:`sliced_parameter_counts` and ``compression_ratio(parameter_counts(model), predicted)
+    [f"removed_{convention}"]`` (so with ``"total"`` the reference is the model as given: a tied
+    embedding counted once).  Ties (equal to 12 digits) go to the wider model.  ``model`` is not
+    modified.
+
+    Returns:
+        ``(width, info)``; ``info`` holds ``width``, ``target_removed``, ``convention``,
+        ``round_to``, ``slice_head``, ``sparsity`` (``1 - width / d``), ``achieved_removed`` (the
+        predicted fraction), ``predicted_counts``, ``dense_counts``, ``reachable`` (the range of
+        predicted fractions), ``n_candidates`` and ``candidates``: ``[width, total, removed]`` rows
+        of the chosen width and up to three neighbours on each side.
+
+    Raises:
+        ValueError: naming the value, for ``target_removed`` outside ``[0, 1)``, an unknown
+            ``convention``, a bad ``round_to`` (no multiple of it in ``[round_to, d]``), a target that
+            lies beyond every candidate by more than the widest step between neighbours (unreachable
+            under that convention), or a model SliceGPT refuses.
+    """
+    if isinstance(target_removed, bool) or not isinstance(target_removed, (int, float)):
+        raise ValueError(f"target_removed must be a number in [0, 1), got {target_removed!r}")
+    target = float(target_removed)
+    if not 0.0 <= target < 1.0:
+        raise ValueError(f"target_removed must be in [0, 1), got {target_removed!r}")
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    adapter = check_sliceable(model)
+    d = adapter.hidden_size
+    if isinstance(round_to, bool) or int(round_to) != round_to or not 1 <= round_to <= d:
+        raise ValueError(f"round_to must be an integer in [1, {d}], got {round_to!r}")
+    round_to = int(round_to)
+    plan = _slice_plan(model, adapter)
+    dense = plan["dense"]
+    if dense[convention] <= 0:
+        raise ValueError(f"convention {convention!r}: the model has no {convention} parameters to remove")
+    rows = []
+    for width in range(round_to, d + 1, round_to):
+        counts = _plan_counts(plan, width, bool(slice_head))
+        rows.append((width, counts, compression_ratio(dense, counts)[f"removed_{convention}"]))
+    best = min(range(len(rows)), key=lambda i: (round(abs(rows[i][2] - target), _TIE_DIGITS), -rows[i][0]))
+    width, counts, achieved = rows[best]
+    fractions = [r[2] for r in rows]
+    low, high = min(fractions), max(fractions)
+    step = max((abs(a - b) for a, b in zip(fractions, fractions[1:], strict=False)), default=0.0)
+    if target > high + step or target < low - step:
+        raise ValueError(
+            f"target_removed {target_removed!r} is unreachable under convention {convention!r}: "
+            f"SliceGPT widths {round_to}..{d} (step {round_to}) remove between {low:.4f} and {high:.4f} "
+            f"of the {convention} parameters"
+        )
+    window = rows[max(0, best - _TABLE_NEIGHBOURS) : best + _TABLE_NEIGHBOURS + 1]
+    info: dict[str, Any] = {
+        "width": int(width),
+        "target_removed": target,
+        "convention": convention,
+        "round_to": round_to,
+        "slice_head": bool(slice_head),
+        "sparsity": 1.0 - width / d,
+        "achieved_removed": float(achieved),
+        "predicted_counts": counts,
+        "dense_counts": dense,
+        "reachable": [float(low), float(high)],
+        "n_candidates": len(rows),
+        "candidates": [[w, c["total"], round(float(r), 6)] for w, c, r in window],
+    }
+    return int(width), info
 
 
 # ---------------------------------------------------------------------------------------------- step 1
@@ -417,7 +637,9 @@ def slicegpt(
     model: nn.Module,
     calibration_ids: torch.Tensor,
     *,
-    sparsity: float,
+    sparsity: float | None = None,
+    target_removed: float | None = None,
+    convention: str = "total",
     round_to: int = 8,
     batch_size: int = 4,
     final_orientation: str = "pca",
@@ -436,6 +658,12 @@ def slicegpt(
         calibration_ids: ``(n_samples, seq_len)`` token windows (:func:`repro.llm.calibration.calibration_batches`).
         sparsity: the official ``--sparsity``: new width ``int((1 - sparsity) * d)``, rounded down to
             a multiple of ``round_to``.  Not the fraction of parameters removed (see ``info``).
+        target_removed: instead of ``sparsity``: the fraction of the dense model's parameters (under
+            ``convention``) to remove; the width is the multiple of ``round_to`` whose predicted
+            removed fraction is closest (:func:`width_for_target`, computed on the model as given,
+            before anything is modified).  Exactly one of ``sparsity`` and ``target_removed``.
+        convention: ``"total"`` (unique parameters, a tied embedding counted once; the default) or
+            ``"blocks"`` (decoder-layer parameters); used with ``target_removed`` only.
         round_to: the official ``--round-interval`` (8).
         batch_size: calibration rows per forward call.
         final_orientation: ``"pca"`` (default; the paper's method) or ``"random"`` (default of the
@@ -445,18 +673,36 @@ def slicegpt(
         progress: progress bar and a summary log line.
 
     Returns:
-        ``(model, info)``; ``info`` holds ``method``, ``sparsity``, ``round_to``, ``hidden_size``,
+        ``(model, info)``; ``info`` holds ``method``, ``sparsity`` (with ``target_removed``: the
+        effective ``1 - new_width / d``), ``round_to``, ``hidden_size``,
         ``new_width``, ``width_unrounded``, ``slice_head``, ``final_orientation``, ``seed``,
         ``untied`` / ``centred`` (step 1), ``counts_dense`` (:func:`parameter_counts` of the model as
         given: a tied head counted once), ``counts_dense_untied`` (after untying, before folding),
         ``counts_after``, ``shortcut_params``, ``removed`` (:func:`compression_ratio` against the
         dense model) and ``removed_vs_untied``, ``layer_widths``, ``kept_energy`` (fraction of the
         calibration signal's energy inside the kept subspace at each PCA point) and ``calibration``
-        (mode, n_samples, seq_len, tokens, seconds).
+        (mode, n_samples, seq_len, tokens, seconds).  With ``target_removed`` it also holds
+        ``target_removed``, ``convention``, ``predicted_counts`` (:func:`sliced_parameter_counts`),
+        ``predicted_matches`` (whether ``counts_after`` equals them) and ``target_search`` (the
+        rest of :func:`width_for_target`'s info: achieved fraction, reachable range, candidates).
     """
     adapter = check_sliceable(model)
     d = adapter.hidden_size
-    new_width = sliced_width(d, sparsity, round_to)
+    if (sparsity is None) == (target_removed is None):
+        raise ValueError(
+            f"give exactly one of sparsity and target_removed, got sparsity={sparsity!r}, "
+            f"target_removed={target_removed!r}"
+        )
+    search: dict[str, Any] | None = None
+    if sparsity is not None:
+        new_width = sliced_width(d, sparsity, round_to)
+        width_unrounded = int((1.0 - sparsity) * d)
+    else:
+        new_width, search = width_for_target(
+            model, target_removed, convention=convention, round_to=round_to, slice_head=slice_head
+        )
+        sparsity = 1.0 - new_width / d
+        width_unrounded = new_width
     if final_orientation not in FINAL_ORIENTATIONS:
         raise ValueError(f"final_orientation must be one of {FINAL_ORIENTATIONS}, got {final_orientation!r}")
     ids = torch.as_tensor(calibration_ids)
@@ -491,7 +737,7 @@ def slicegpt(
         "round_to": int(round_to),
         "hidden_size": d,
         "new_width": new_width,
-        "width_unrounded": int((1.0 - sparsity) * d),
+        "width_unrounded": width_unrounded,
         "slice_head": bool(slice_head),
         "final_orientation": final_orientation,
         "seed": int(seed),
@@ -512,6 +758,25 @@ def slicegpt(
             "seconds": round(time.perf_counter() - t0, 3),
         },
     }
+    if search is not None:
+        predicted = search.pop("predicted_counts")
+        info.update(
+            target_removed=search.pop("target_removed"),
+            convention=search.pop("convention"),
+            predicted_counts=predicted,
+            predicted_matches=predicted == counts_after,
+            target_search={key: search[key] for key in ("achieved_removed", "reachable", "n_candidates", "candidates")},
+        )
+        if predicted != counts_after:
+            log.warning("slicegpt: predicted counts %s differ from the actual %s", predicted, counts_after)
+        (log.info if progress else log.debug)(
+            "slicegpt %s: target %.4f of %s parameters -> width %d, predicted removed %.4f",
+            adapter.model_type,
+            info["target_removed"],
+            info["convention"],
+            new_width,
+            search["achieved_removed"],
+        )
     (log.info if progress else log.debug)(
         "slicegpt %s: width %d -> %d, parameters %d -> %d (untied dense %d), %.1f s",
         adapter.model_type,

@@ -17,8 +17,17 @@ Own implementation following the shape of the official code (locuslab/wanda ``li
 * Which weights: every ``nn.Linear`` of every decoder layer (``LayerAdapter.named_linears()``: q/k/v
   or fused qkv, the attention output, the MLP linears), weights only (no biases); embeddings, the LM
   head and OPT's ``project_in/out`` stay dense, as in the official ``find_layers(layer)``.
-* Calibration is sequential, as in the official code: the inputs of layer ``l`` are the outputs
-  of the already pruned layers ``< l`` (``collect_statistics(..., transform_layer=prune_layer)``).
+* Calibration (``calibration=``):
+
+  - ``"sequential"`` (default, as in the official code): the inputs of layer ``l`` are the outputs
+    of the already pruned layers ``< l`` (``collect_statistics(..., transform_layer=prune_layer)``);
+    within a layer all linears are scored on the unpruned layer's activations;
+  - ``"original"``: every layer is scored with the activation norms of the *original* model, taken
+    from ``statistics`` when given (the ``layers.{l}.wanda.<linear>`` entries that the pipeline's
+    calibration rule caches once per model and calibration set; no forward pass), else from one
+    ``collect_statistics`` pass without transform.  Layer 0 gets the same masks in both modes (its
+    inputs do not depend on pruning).
+
   There are no weight updates.
 
 The pruned model is a standard transformers model with zeros in its weights (the dense parameter
@@ -32,6 +41,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -39,12 +50,23 @@ from torch import nn
 
 from repro.kernels.nm_sparsity import apply_mask_, wanda_nm_mask
 from repro.llm.adapters import LayerAdapter, get_adapter
-from repro.llm.calibration import collect_statistics
+from repro.llm.calibration import collect_statistics, layer_statistics
 from repro.llm.params import compression_ratio, parameter_counts
 
-__all__ = ["parse_pattern", "semi_structured", "unstructured_mask", "wanda", "wanda_mask", "wanda_scores"]
+__all__ = [
+    "CALIBRATION_MODES",
+    "parse_pattern",
+    "semi_structured",
+    "unstructured_mask",
+    "wanda",
+    "wanda_mask",
+    "wanda_scores",
+]
 
 log = logging.getLogger(__name__)
+
+#: Accepted ``calibration`` values of :func:`wanda`.
+CALIBRATION_MODES = ("sequential", "original")
 
 _PATTERN = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 
@@ -95,6 +117,27 @@ def wanda_mask(
     return unstructured_mask(wanda_scores(weight, sq_norms), float(sparsity))
 
 
+def _cached_norms(statistics: Mapping[str, torch.Tensor], adapter) -> Mapping[str, torch.Tensor]:
+    """Check that cached statistics hold ``layers.{l}.wanda.<name>`` of the right length for every linear."""
+    missing, wrong = [], []
+    for la in adapter.layers():
+        for name, lin in la.named_linears().items():
+            key = f"layers.{la.index}.wanda.{name}"
+            if key not in statistics:
+                missing.append(key)
+            elif tuple(statistics[key].shape) != (lin.in_features,):
+                wrong.append(f"{key} {tuple(statistics[key].shape)} != ({lin.in_features},)")
+    if missing:
+        more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
+        raise ValueError(
+            f"cached statistics lack {len(missing)} Wanda norms: {', '.join(missing[:5])}{more}; "
+            "collect them with which including 'wanda_norms'"
+        )
+    if wrong:
+        raise ValueError(f"cached Wanda norms do not match the model's linears: {'; '.join(wrong[:5])}")
+    return statistics
+
+
 def _settings(sparsity: float | None, pattern: str | None) -> tuple[float, tuple[int, int] | None, str]:
     """Validate the settings: ``(fraction pruned, (n, m) or None, pattern label)``."""
     if sparsity is not None and pattern is not None:
@@ -113,26 +156,35 @@ def _settings(sparsity: float | None, pattern: str | None) -> tuple[float, tuple
 @torch.no_grad()
 def wanda(
     model: nn.Module,
-    calibration_ids: torch.Tensor,
+    calibration_ids: torch.Tensor | None,
     *,
     sparsity: float | None = None,
     pattern: str | None = None,
     batch_size: int = 4,
     progress: bool = True,
     return_statistics: bool = False,
+    calibration: str = "sequential",
+    statistics: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Prune ``model`` in place with Wanda; return ``(model, info)``.
 
     Args:
         model: a ``*ForCausalLM`` supported by :func:`repro.llm.adapters.get_adapter`.
-        calibration_ids: ``(n_samples, seq_len)`` token windows (:func:`repro.llm.calibration.calibration_batches`).
+        calibration_ids: ``(n_samples, seq_len)`` token windows (:func:`repro.llm.calibration.calibration_batches`);
+            may be ``None`` with ``calibration="original"`` and ``statistics``.
         sparsity: unstructured pruning: fraction of every output row to zero.
         pattern: N:M pruning, e.g. ``"2:4"`` (the default when neither setting is given) or ``"4:8"``.
         batch_size: calibration rows per forward call.
         progress: progress bar and log lines during calibration.
-        return_statistics: also put the sequential calibration statistics (the squared column norms
-            each linear was pruned with, ``layers.{l}.wanda.<name>``) under ``info["statistics"]``;
+        return_statistics: also put the calibration statistics (the squared column norms each
+            linear was pruned with, ``layers.{l}.wanda.<name>``) under ``info["statistics"]``;
             that entry is not JSON-serialisable: drop it before ``save_compressed``.
+        calibration: ``"sequential"`` (default, official: layer ``l`` is scored on the outputs of the
+            pruned layers ``< l``) or ``"original"`` (activation norms of the unpruned model).
+        statistics: cached :func:`~repro.llm.calibration.collect_statistics` of the original model
+            (``which`` including ``"wanda_norms"``), used by ``calibration="original"`` instead of a
+            calibration pass.  ``ValueError`` naming the missing ``layers.{l}.wanda.<name>`` keys,
+            or when given with ``"sequential"`` (whose statistics depend on the pruning).
 
     Returns:
         ``(model, info)``; ``info`` holds ``method``, ``pattern`` (``"2:4"``... or ``"unstructured"``),
@@ -142,9 +194,19 @@ def wanda(
         ``per_linear`` (name -> achieved sparsity, over all layers), ``counts_dense`` /
         ``counts_nonzero_before`` / ``counts_nonzero`` (:func:`parameter_counts`, the latter two with
         ``nonzero=True``), ``removed_nonzero`` (:func:`compression_ratio` of the non-zero counts
-        against the dense counts), and ``calibration`` (mode, samples, seq_len, tokens, seconds).
+        against the dense counts), and ``calibration`` (``mode`` ``"sequential"`` / ``"original"``,
+        ``source`` ``"pass"`` or ``"statistics"`` (cached), samples, seq_len, tokens, seconds).
     """
     target, nm, label = _settings(sparsity, pattern)
+    if calibration not in CALIBRATION_MODES:
+        raise ValueError(f"calibration must be one of {CALIBRATION_MODES}, got {calibration!r}")
+    if statistics is not None and calibration != "original":
+        raise ValueError(
+            "cached statistics are those of the original model: pass calibration='original' to use them "
+            f"(calibration={calibration!r} recomputes them through the pruned layers)"
+        )
+    if statistics is None and calibration_ids is None:
+        raise ValueError("wanda needs calibration_ids, or cached statistics with calibration='original'")
     adapter = get_adapter(model)
     if nm is not None:
         for la in adapter.layers():
@@ -174,14 +236,23 @@ def wanda(
             totals["weights"] += lin.weight.numel()
             totals["zeros"] += zeros
 
-    stats = collect_statistics(
-        model,
-        calibration_ids,
-        batch_size=batch_size,
-        which={"wanda_norms"},
-        progress=progress,
-        transform_layer=prune_layer,
-    )
+    t0 = time.perf_counter()
+    if statistics is not None:
+        stats = _cached_norms(statistics, adapter)
+        source = "statistics"
+    else:
+        stats = collect_statistics(
+            model,
+            calibration_ids,
+            batch_size=batch_size,
+            which={"wanda_norms"},
+            progress=progress,
+            transform_layer=prune_layer if calibration == "sequential" else None,
+        )
+        source = "pass"
+    if calibration == "original":
+        for la in adapter.layers():
+            prune_layer(la.index, la, layer_statistics(stats, la.index))
     counts_nonzero = parameter_counts(model, adapter, nonzero=True)
     achieved = totals["zeros"] / totals["weights"] if totals["weights"] else 0.0
     info: dict[str, Any] = {
@@ -199,16 +270,18 @@ def wanda(
         "counts_nonzero": counts_nonzero,
         "removed_nonzero": compression_ratio(counts_dense, counts_nonzero),
         "calibration": {
-            "mode": stats.mode,
-            "n_samples": int(calibration_ids.shape[0]),
-            "seq_len": int(calibration_ids.shape[1]),
-            "tokens": int(stats["tokens"]),
-            "seconds": round(stats.elapsed_s, 3),
+            "mode": calibration,
+            "source": source,
+            "n_samples": None if calibration_ids is None else int(calibration_ids.shape[0]),
+            "seq_len": None if calibration_ids is None else int(calibration_ids.shape[1]),
+            "tokens": int(stats["tokens"]) if "tokens" in stats else None,
+            "seconds": round(time.perf_counter() - t0, 3),
         },
     }
     log.info(
-        "wanda %s: %d linears, %.4f of their weights zero; non-zero parameters %d -> %d (dense %d)",
+        "wanda %s (%s calibration): %d linears, %.4f of their weights zero; non-zero parameters %d -> %d (dense %d)",
         label,
+        calibration,
         totals["linears"],
         achieved,
         counts_nonzero_before["total"],

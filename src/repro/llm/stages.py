@@ -1,0 +1,361 @@
+"""The LLM stages of the DAG as file-to-file functions (``workflow/rules/llm.smk`` calls one per rule).
+
+calibrate -> compress -> {params, perplexity, zeroshot, speed}.  Each stage loads what it needs
+from disk, so any stage can be rerun alone; the rules only wire paths and config slices.
+
+* :func:`calibrate`: calibration windows from a text (``calibration_batches``: random windows,
+  seeded), every statistic of :data:`repro.llm.calibration.ALL_STATISTICS` on the *original* model
+  (float64, streamed layer by layer), saved as safetensors, plus throughput and peak-RSS rows.
+  Statistics of a partially compressed model (the sequential mode) depend on the method, so the
+  methods that need them (SliceGPT, Wanda's default) collect them inside their compress job.
+* :func:`compress`: one run of :mod:`repro.llm.runs` with the same windows (same seed), cached
+  statistics passed to the methods that can use them, the result saved with
+  :func:`repro.llm.compressed.save_compressed` (a real smaller model, never a mask).
+* :func:`parameter_records`, :func:`perplexity_records_for`, :func:`zeroshot_records_for`,
+  :func:`speed_records_for`: result records for :func:`repro.report.rows.tidy_rows`.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from repro.llm.adapters import get_adapter
+from repro.llm.calibration import (
+    ALL_STATISTICS,
+    calibration_batches,
+    collect_statistics,
+    load_statistics,
+    save_statistics,
+)
+from repro.llm.compressed import COMPRESSION_FILE, load_compressed, save_compressed
+from repro.llm.params import compression_ratio, parameter_counts
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "calibrate",
+    "compress",
+    "jsonable",
+    "load_model",
+    "parameter_records",
+    "perplexity_records_for",
+    "speed_records_for",
+    "zeroshot_records_for",
+]
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    if name not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {name!r}")
+    return _DTYPES[name]
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else CPU; otherwise the named device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_model(path, dtype: str = "float32", device: str = "auto"):
+    """``(model, tokenizer)`` in eval mode from a prepared model folder or a compressed one."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} is not a model folder (no config.json)")
+    if (path / COMPRESSION_FILE).is_file():
+        model, tokenizer, _ = load_compressed(path, dtype=torch_dtype(dtype))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    return model.to(pick_device(device)).eval(), tokenizer
+
+
+def jsonable(value):
+    """Tensors to lists and keys to strings, recursively (for ``compression.json``)."""
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _read_text(path) -> str:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"text file {path} does not exist")
+    return path.read_text(encoding="utf-8")
+
+
+def _windows(tokenizer, options: Mapping[str, Any]) -> torch.Tensor:
+    return calibration_batches(
+        tokenizer, _read_text(options["text"]), int(options["n_samples"]), int(options["seq_len"]), int(options["seed"])
+    )
+
+
+# ---------------------------------------------------------------------------------------------- calibrate
+def calibrate(model_dir, options: Mapping[str, Any], out_path, *, dtype: str = "float32", device: str = "auto") -> dict:
+    """Statistics of the original model on the calibration windows of ``options``, saved to ``out_path``.
+
+    ``options``: ``text``, ``n_samples``, ``seq_len``, ``seed``, ``batch_size``.  Returns a summary
+    (tokens, seconds, tokens_per_s, peak_rss_mb, mode) that is also in the file's metadata.
+    """
+    model, tokenizer = load_model(model_dir, dtype, device)
+    ids = _windows(tokenizer, options)
+    stats = collect_statistics(model, ids, batch_size=int(options["batch_size"]), which=ALL_STATISTICS)
+    summary = {
+        "tokens": int(ids.numel()),
+        "seconds": round(stats.elapsed_s, 3),
+        "tokens_per_s": stats.tokens_per_s,
+        "peak_rss_mb": peak_rss_mb(),
+        "mode": stats.mode,
+    }
+    metadata = {
+        "model": str(model_dir),
+        "text": str(options["text"]),
+        "n_samples": int(options["n_samples"]),
+        "seq_len": int(options["seq_len"]),
+        "seed": int(options["seed"]),
+        "which": sorted(ALL_STATISTICS),
+        "tokens_per_s": summary["tokens_per_s"],
+        "peak_rss_mb": summary["peak_rss_mb"],
+    }
+    save_statistics(stats, out_path, metadata)
+    log.info("calibration: %d tokens, %.1f s, %.0f tokens/s, peak RSS %.0f MB", *list(summary.values())[:4])
+    return summary
+
+
+def calibration_records(summary: Mapping[str, Any], options: Mapping[str, Any], name: str) -> list[dict]:
+    setting = {"calibration_set": name, **{k: options[k] for k in ("n_samples", "seq_len", "seed", "batch_size")}}
+    return [
+        {
+            "method": "calibration",
+            "setting": setting,
+            "seed": int(options["seed"]),
+            "metric": metric,
+            "value": summary[metric],
+        }
+        for metric in ("tokens", "seconds", "tokens_per_s", "peak_rss_mb")
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- compress
+def _check_statistics(meta: Mapping[str, Any], options: Mapping[str, Any], stats_path) -> None:
+    for key in ("n_samples", "seq_len", "seed"):
+        if key in meta and int(meta[key]) != int(options[key]):
+            raise ValueError(
+                f"{stats_path}: statistics were computed with {key}={meta[key]}, the config now says "
+                f"{options[key]}; rerun the calibrate rule"
+            )
+
+
+def _cached_keywords(method: str, settings: Mapping[str, Any], stats: Mapping[str, torch.Tensor]) -> dict:
+    """Statistics a method can take from the calibration stage instead of its own pass."""
+    if method == "shortgpt":
+        return {"statistics": stats}  # BI of the original model, as in ShortGPT
+    if method == "wanda" and settings.get("calibration", "sequential") == "original":
+        return {"statistics": stats}
+    return {}
+
+
+def compress(
+    model_dir,
+    spec: Mapping[str, Any],
+    calibration: Mapping[str, Any],
+    stats_path,
+    out_dir,
+    *,
+    dtype: str = "float32",
+    device: str = "auto",
+) -> dict:
+    """Compress the model in ``model_dir`` as run ``spec`` says and save it to ``out_dir``; return its info."""
+    from repro.llm.methods.registry import compress as run_method
+
+    model, tokenizer = load_model(model_dir, dtype, device)
+    stats, meta = load_statistics(stats_path)
+    _check_statistics(meta, calibration, stats_path)
+    ids = _windows(tokenizer, calibration)
+    settings = dict(spec["settings"])
+    settings.setdefault("batch_size", int(calibration["batch_size"]))
+    t0 = time.perf_counter()
+    model, info, loader = run_method(
+        spec["method"], model, tokenizer, ids, **settings, **_cached_keywords(spec["method"], settings, stats)
+    )
+    seconds = time.perf_counter() - t0
+    info = jsonable({k: v for k, v in info.items() if k != "statistics"})
+    info["run"] = spec["run"]
+    info["compress_seconds"] = round(seconds, 3)
+    info["peak_rss_mb"] = peak_rss_mb()
+    writer = None
+    if loader == "slicegpt":
+        from repro.llm.methods.slicegpt import write_weights as writer
+    save_compressed(model, tokenizer, out_dir, method=spec["method"], info=info, loader=loader, write_weights=writer)
+    log.info("compressed %s in %.1f s -> %s", spec["run"], seconds, out_dir)
+    return info
+
+
+# ---------------------------------------------------------------------------------------------- params
+def _linear_weights(adapter) -> int:
+    return sum(lin.weight.numel() for la in adapter.layers() for lin in la.named_linears().values())
+
+
+def target_parameters(spec: Mapping[str, Any], dense_model) -> int | None:
+    """The parameter count a run is meant to reach, or ``None`` when it has no parameter target.
+
+    A run at a parameter target removes ``target_removed`` of the dense count under its convention
+    (the other parameters kept); Wanda removes ``n/m`` (N:M) or ``sparsity`` of every decoder linear
+    weight, counted as non-zeros.
+    """
+    adapter = get_adapter(dense_model)
+    dense = parameter_counts(dense_model, adapter)
+    if spec["target_removed"] is not None:
+        key = spec["convention"]
+        return round(dense["total"] - spec["target_removed"] * dense[key])
+    if spec["method"] == "wanda":
+        from repro.llm.methods.wanda import parse_pattern
+
+        settings = spec["settings"]
+        if settings.get("pattern"):
+            n, m = parse_pattern(settings["pattern"])
+            fraction = n / m
+        else:
+            fraction = float(settings["sparsity"])
+        # counted as non-zeros, like the pruned model (an embedding's zero padding row is not "removed")
+        dense_nonzero = parameter_counts(dense_model, adapter, nonzero=True)["total"]
+        return round(dense_nonzero - fraction * _linear_weights(adapter))
+    return None
+
+
+def parameter_records(dense_model, model, spec: Mapping[str, Any], setting: Mapping[str, Any]) -> list[dict]:
+    """Parameter counts under both conventions and the run's distance from its target."""
+    dense = parameter_counts(dense_model, get_adapter(dense_model))
+    adapter = get_adapter(model)
+    counts = parameter_counts(model, adapter)
+    nonzero = parameter_counts(model, adapter, nonzero=True)
+    sparse = spec["method"] == "wanda"
+    if sparse:  # zeros against non-zeros, so zeros the dense model already had do not count as removed
+        removed = compression_ratio(parameter_counts(dense_model, get_adapter(dense_model), nonzero=True), nonzero)
+    else:
+        removed = compression_ratio(dense, counts)
+    values = {
+        "params_total": counts["total"],
+        "params_blocks": counts["blocks"],
+        "nonzero_total": nonzero["total"],
+        "nonzero_blocks": nonzero["blocks"],
+        "removed_total": removed["removed_total"],
+        "removed_blocks": removed["removed_blocks"],
+    }
+    target = target_parameters(spec, dense_model)
+    if target is not None:
+        achieved = nonzero["total"] if sparse else counts["total"]
+        values["target_params"] = target
+        values["target_rel_error"] = (achieved - target) / target
+    return [
+        {"method": spec["method"], "setting": dict(setting), "seed": 0, "metric": k, "value": float(v)}
+        for k, v in values.items()
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- evaluate
+def perplexity_records_for(model, tokenizer, datasets: Mapping[str, Mapping[str, Any]], spec, setting) -> list[dict]:
+    """Perplexity on each configured text (``text``, ``window``, ``remainder``, ``max_windows``, ``join``)."""
+    from repro.llm.eval.perplexity import perplexity
+    from repro.llm.eval.rows import perplexity_records
+
+    records = []
+    for name, options in datasets.items():
+        result = perplexity(
+            model,
+            tokenizer,
+            _read_text(options["text"]),
+            window=int(options["window"]),
+            remainder=options.get("remainder", "drop"),
+            join_note=options.get("join", ""),
+            dataset=name,
+            max_windows=options.get("max_windows"),
+            batch_size=int(options.get("batch_size", 1)),
+        )
+        log.info(
+            "perplexity %s on %s: %.3f (%d tokens)", spec["run"], name, result["perplexity"], result["scored_tokens"]
+        )
+        records += perplexity_records(result, method=spec["method"], setting=setting, dataset=name)
+    return records
+
+
+def zeroshot_records_for(model, tokenizer, task_files, options: Mapping[str, Any], spec, setting) -> list[dict]:
+    """lm-eval zero-shot accuracy on the task YAMLs (``limit`` items per task, ``batch_size``)."""
+    import yaml
+
+    from repro.llm.eval.rows import zeroshot_records
+    from repro.llm.eval.zeroshot import zero_shot
+
+    tasks = []
+    for path in task_files:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"zero-shot task config {path} does not exist")
+        tasks.append(yaml.safe_load(path.read_text()))
+    results = zero_shot(model, tokenizer, tasks, batch_size=int(options["batch_size"]), limit=options.get("limit"))
+    for task, entry in sorted(results.items()):
+        log.info(
+            "zero-shot %s on %s: acc %.3f (n=%s)", spec["run"], task, entry.get("acc", float("nan")), entry.get("n")
+        )
+    return zeroshot_records(results, method=spec["method"], setting=setting)
+
+
+def speed_records_for(dense_model, model, tokenizer, options: Mapping[str, Any], spec, setting) -> list[dict]:
+    """Prefill / decode tokens/s of the run's model and of the dense model, same job, same device.
+
+    The dense model is measured first, then the run's model (each moved to the device in turn).
+    A Wanda N:M model is converted to semi-structured sparse tensors where the GPU supports them;
+    the rows say which kernels ran (``sparse_kernels``).
+    """
+    from repro.llm.eval.rows import speed_records
+    from repro.llm.eval.speed import measure_speed
+
+    device = pick_device(options.get("device", "auto"))
+    kwargs = {k: int(options[k]) for k in ("batch", "prefill_len", "decode_tokens", "repeats", "warmup")}
+    dense = None
+    if dense_model is not None:  # None for the dense run itself
+        dense = measure_speed(dense_model, tokenizer, device=device, **kwargs)
+        dense_model.to("cpu")
+    sparse_kernels = "none"
+    if spec["method"] == "wanda":
+        sparse_kernels = "none (dense kernels over zeroed weights)"
+        if device.type == "cuda":
+            from repro.llm.methods.wanda import semi_structured
+
+            model.to(device)
+            if semi_structured(model):
+                sparse_kernels = "torch.sparse semi-structured 2:4"
+    result = measure_speed(model, tokenizer, device=device, **kwargs)
+    dense = dense or result
+    merged = {**setting, "sparse_kernels": sparse_kernels}
+    records = speed_records(result, method=spec["method"], setting=merged)
+    extra = {
+        "dense_prefill_tok_s": dense["prefill_tok_s"],
+        "dense_decode_tok_s": dense["decode_tok_s"],
+        "prefill_speedup": result["prefill_tok_s"] / dense["prefill_tok_s"],
+        "decode_speedup": result["decode_tok_s"] / dense["decode_tok_s"],
+    }
+    template = records[0]
+    for metric, value in extra.items():
+        records.append({**template, "metric": metric, "value": float(value)})
+    return records

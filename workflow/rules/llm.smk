@@ -1,0 +1,266 @@
+# LLM compression substrate and baselines (SliceGPT, Wanda, ShortGPT), shared by DISP-LLM and
+# MoDeGPT.  prepared model -> calibrate -> compress (one job per run) -> params / perplexity /
+# zero-shot / speed -> paper table -> figures.  Code: src/repro/llm/ (stages.py is what each
+# rule runs; runs.py expands the config's methods and targets into the {run} wildcard).
+import re
+
+from repro.llm.runs import expand_runs
+
+LLM = config.get("llm_compression") or {}
+if "llm_compression" in PAPERS and not LLM:
+    raise WorkflowError(
+        "invalid config: 'papers' lists llm_compression but the config has no 'llm_compression' section"
+    )
+try:
+    LLM_RUNS = expand_runs(LLM) if LLM else {}
+except ValueError as err:
+    raise WorkflowError(f"invalid config: {err}") from None
+LLM_MODELS = LLM.get("models", {})
+LLM_CALIBRATION = LLM.get("calibration", {})
+LLM_CALIB = LLM.get("compress_with")
+LLM_EVALS = ["params", "perplexity", "zeroshot", "speed"]
+LLM_FIGURES = ["perplexity", "zeroshot", "speed"]
+if LLM and LLM_CALIB not in LLM_CALIBRATION:
+    raise WorkflowError(
+        f"invalid config: llm_compression.compress_with is {LLM_CALIB!r}, which is not a key of "
+        f"llm_compression.calibration ({sorted(LLM_CALIBRATION)})"
+    )
+
+PAPER_TABLES["llm_compression"] = expand(
+    "results/llm/{model}/calibration/{calibration}.parquet",
+    model=LLM_MODELS,
+    calibration=LLM_CALIBRATION,
+) + expand(
+    "results/llm/{model}/eval/{run}/{evaluation}.parquet",
+    model=LLM_MODELS,
+    run=LLM_RUNS,
+    evaluation=LLM_EVALS,
+)
+PAPER_FIGURES["llm_compression"] = expand(
+    "results/figures/llm_compression/{figure}.png", figure=LLM_FIGURES
+)
+PAPER_BENCHMARKS["llm_compression"] = (
+    expand(
+        "benchmarks/calibrate_llm/{model}/{calibration}.tsv",
+        model=LLM_MODELS,
+        calibration=LLM_CALIBRATION,
+    )
+    + expand(
+        "benchmarks/compress_llm/{model}/{run}.tsv",
+        model=LLM_MODELS,
+        run=[r for r in LLM_RUNS if r != "dense"],
+    )
+    + expand(
+        "benchmarks/evaluate_llm_{evaluation}/{model}/{run}.tsv",
+        model=LLM_MODELS,
+        run=LLM_RUNS,
+        evaluation=LLM_EVALS,
+    )
+    + ["benchmarks/plot_llm_compression/llm_compression.tsv"]
+)
+
+
+wildcard_constraints:
+    model="|".join(LLM_MODELS) or "(?!)",
+    run="|".join(re.escape(r) for r in LLM_RUNS) or "(?!)",
+    calibration="|".join(LLM_CALIBRATION) or "(?!)",
+
+
+rule calibrate_llm:
+    input:
+        model=lambda wc: LLM_MODELS[wc.model]["path"],
+        text=lambda wc: LLM_CALIBRATION[wc.calibration]["text"],
+    output:
+        statistics="results/llm/{model}/calibration/{calibration}.safetensors",
+        table="results/llm/{model}/calibration/{calibration}.parquet",
+    log:
+        "logs/calibrate_llm/{model}/{calibration}.log",
+    benchmark:
+        "benchmarks/calibrate_llm/{model}/{calibration}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+    params:
+        options=lambda wc: llm_calibration_options(wc.calibration),
+        dtype=lambda wc: LLM_MODELS[wc.model].get("dtype", "float32"),
+        device=LLM.get("device", "auto"),
+        tier=TIER,
+        code=code("repro.llm.stages"),
+    script:
+        "../scripts/calibrate_llm.py"
+
+
+rule compress_llm:
+    input:
+        model=lambda wc: LLM_MODELS[wc.model]["path"],
+        statistics=lambda wc: f"results/llm/{wc.model}/calibration/{LLM_CALIB}.safetensors",
+        text=lambda wc: LLM_CALIBRATION[LLM_CALIB]["text"],
+    output:
+        model=directory("results/llm/{model}/models/{run}"),
+    log:
+        "logs/compress_llm/{model}/{run}.log",
+    benchmark:
+        "benchmarks/compress_llm/{model}/{run}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+    params:
+        spec=lambda wc: LLM_RUNS[wc.run],
+        calibration=lambda wc: llm_calibration_options(LLM_CALIB),
+        dtype=lambda wc: LLM_MODELS[wc.model].get("dtype", "float32"),
+        device=LLM.get("device", "auto"),
+        code=lambda wc: code(
+            "repro.llm.stages", f"repro.llm.methods.{LLM_RUNS[wc.run]['method']}"
+        ),
+    script:
+        "../scripts/compress_llm.py"
+
+
+rule evaluate_llm_params:
+    input:
+        dense=lambda wc: LLM_MODELS[wc.model]["path"],
+        model=llm_model_dir,
+    output:
+        "results/llm/{model}/eval/{run}/params.parquet",
+    log:
+        "logs/evaluate_llm_params/{model}/{run}.log",
+    benchmark:
+        "benchmarks/evaluate_llm_params/{model}/{run}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    params:
+        spec=lambda wc: LLM_RUNS[wc.run],
+        setting=llm_setting,
+        dtype=lambda wc: LLM_MODELS[wc.model].get("dtype", "float32"),
+        tier=TIER,
+        code=code("repro.llm.stages"),
+    script:
+        "../scripts/evaluate_llm.py"
+
+
+rule evaluate_llm_perplexity:
+    input:
+        model=llm_model_dir,
+        texts=[d["text"] for d in LLM.get("perplexity", {}).values()],
+    output:
+        "results/llm/{model}/eval/{run}/perplexity.parquet",
+    log:
+        "logs/evaluate_llm_perplexity/{model}/{run}.log",
+    benchmark:
+        "benchmarks/evaluate_llm_perplexity/{model}/{run}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 2
+    resources:
+        mem_mb=6000,
+    params:
+        spec=lambda wc: LLM_RUNS[wc.run],
+        setting=llm_setting,
+        options=LLM.get("perplexity", {}),
+        dtype=lambda wc: LLM_MODELS[wc.model].get("dtype", "float32"),
+        device=LLM.get("device", "auto"),
+        tier=TIER,
+        code=code("repro.llm.stages", "repro.llm.eval.perplexity"),
+    script:
+        "../scripts/evaluate_llm.py"
+
+
+rule evaluate_llm_zeroshot:
+    input:
+        model=llm_model_dir,
+        tasks=[
+            f"{LLM['zeroshot']['task_dir']}/{t}.yaml"
+            for t in LLM.get("zeroshot", {}).get("tasks", [])
+        ],
+    output:
+        "results/llm/{model}/eval/{run}/zeroshot.parquet",
+    log:
+        "logs/evaluate_llm_zeroshot/{model}/{run}.log",
+    benchmark:
+        "benchmarks/evaluate_llm_zeroshot/{model}/{run}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 2
+    resources:
+        mem_mb=6000,
+    params:
+        spec=lambda wc: LLM_RUNS[wc.run],
+        setting=llm_setting,
+        options=LLM.get("zeroshot", {}),
+        dtype=lambda wc: LLM_MODELS[wc.model].get("dtype", "float32"),
+        device=LLM.get("device", "auto"),
+        tier=TIER,
+        code=code("repro.llm.stages", "repro.llm.eval.zeroshot"),
+    script:
+        "../scripts/evaluate_llm.py"
+
+
+rule evaluate_llm_speed:
+    input:
+        dense=lambda wc: LLM_MODELS[wc.model]["path"],
+        model=llm_model_dir,
+    output:
+        "results/llm/{model}/eval/{run}/speed.parquet",
+    log:
+        "logs/evaluate_llm_speed/{model}/{run}.log",
+    benchmark:
+        "benchmarks/evaluate_llm_speed/{model}/{run}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 2
+    resources:
+        mem_mb=6000,
+    params:
+        spec=lambda wc: LLM_RUNS[wc.run],
+        setting=llm_setting,
+        options=LLM.get("speed", {}),
+        dtype=lambda wc: LLM_MODELS[wc.model].get(
+            "speed_dtype", LLM_MODELS[wc.model].get("dtype", "float32")
+        ),
+        device=LLM.get("device", "auto"),
+        tier=TIER,
+        code=code("repro.llm.stages", "repro.llm.eval.speed"),
+    script:
+        "../scripts/evaluate_llm.py"
+
+
+rule plot_llm_compression:
+    input:
+        table="results/tables/llm_compression.parquet",
+    output:
+        perplexity=report(
+            "results/figures/llm_compression/perplexity.png",
+            caption="../report/llm_perplexity.rst",
+            category="LLM compression",
+            labels={"figure": "perplexity vs compression"},
+        ),
+        perplexity_pdf="results/figures/llm_compression/perplexity.pdf",
+        zeroshot=report(
+            "results/figures/llm_compression/zeroshot.png",
+            caption="../report/llm_zeroshot.rst",
+            category="LLM compression",
+            labels={"figure": "zero-shot vs compression"},
+        ),
+        zeroshot_pdf="results/figures/llm_compression/zeroshot.pdf",
+        speed=report(
+            "results/figures/llm_compression/speed.png",
+            caption="../report/llm_speed.rst",
+            category="LLM compression",
+            labels={"figure": "throughput vs compression"},
+        ),
+        speed_pdf="results/figures/llm_compression/speed.pdf",
+    log:
+        "logs/plot_llm_compression/llm_compression.log",
+    benchmark:
+        "benchmarks/plot_llm_compression/llm_compression.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        code=code("repro.llm.figures"),
+    script:
+        "../scripts/plot_llm_compression.py"
