@@ -13,7 +13,7 @@ import yaml
 from test_parsers_austen import _strsxp, write_lazyload
 from test_parsers_wordnet import FILES as WORDNET_FILES
 
-from repro.data.corpora import prepare_austen
+from repro.data.corpora import prepare_austen, prepare_wikitext2
 from repro.data.graphs import prepare_connectome, prepare_wordnet
 from repro.data.images import prepare_digits, prepare_fashion_mnist
 from repro.data.parsers.austen import AUSTEN_TITLES
@@ -59,6 +59,28 @@ def test_prepare_austen_rejects_bad_splits(austen_dir, tmp_path, split, message)
 def _idx(path, array, code=0x08):
     head = struct.pack(">HBB", 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
     path.write_bytes(gzip.compress(head + array.astype(">u1").tobytes()))
+
+
+def test_prepare_wikitext2_joins_rows_with_blank_lines(tmp_path):
+    """The snapshot's Parquet shards of each split, concatenated in shard order, joined with "\\n\\n"."""
+    snapshot = tmp_path / "wikitext2" / "wikitext-2-raw-v1"
+    snapshot.mkdir(parents=True)
+    shards = {
+        "test-00000-of-00001": ["", " = Title = \n", " Body .\n"],
+        "train-00000-of-00002": ["a"],
+        "train-00001-of-00002": ["b", "c"],
+        "validation-00000-of-00001": ["v"],
+    }
+    for name, rows in shards.items():
+        pd.DataFrame({"text": rows}).to_parquet(snapshot / f"{name}.parquet")
+    outputs = {split: tmp_path / f"{split}.txt" for split in ("train", "validation", "test")}
+    sizes = prepare_wikitext2(tmp_path / "wikitext2", outputs)
+    assert outputs["test"].read_text() == "\n\n = Title = \n\n\n Body .\n"
+    assert outputs["train"].read_text() == "a\n\nb\n\nc"
+    assert sizes["validation"] == 1
+    with pytest.raises(FileNotFoundError, match="wikitext-2-raw-v1/test-"):
+        prepare_wikitext2(tmp_path / "missing", {"test": tmp_path / "x.txt"})
+    assert not (tmp_path / "x.txt").exists()
 
 
 def test_prepare_fashion_mnist_and_digits(tmp_path):

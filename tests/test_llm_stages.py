@@ -95,3 +95,30 @@ def test_missing_inputs_name_the_file(tmp_path):
         stages.load_model(tmp_path)
     with pytest.raises(FileNotFoundError, match="missing.txt"):
         stages._read_text(tmp_path / "missing.txt")
+
+
+def test_zeroshot_tasks_are_yaml_files_or_builtin_names(tmp_path, monkeypatch):
+    """YAML paths are loaded into task dicts; other entries go to lm-eval as built-in task names."""
+    import repro.llm.eval.zeroshot as zeroshot
+
+    seen = {}
+
+    def fake_zero_shot(model, tokenizer, tasks, batch_size, limit):
+        seen.update(tasks=tasks, batch_size=batch_size, limit=limit)
+        return {
+            "piqa": {"acc": 0.5, "acc_norm": 0.75, "stderr": {}, "n": 4, "protocol": {}},
+            "local": {"acc": 0.25, "stderr": {}, "n": 4, "protocol": {}},
+        }
+
+    monkeypatch.setattr(zeroshot, "zero_shot", fake_zero_shot)
+    task_file = tmp_path / "local.yaml"
+    task_file.write_text("task: local\noutput_type: multiple_choice\n")
+    spec = RUNS["dense"]
+    records = stages.zeroshot_records_for(
+        None, None, [str(task_file), "piqa"], {"batch_size": 2, "limit": 4}, spec, run_setting(spec)
+    )
+    assert seen == {"tasks": [{"task": "local", "output_type": "multiple_choice"}, "piqa"], "batch_size": 2, "limit": 4}
+    mean = [r for r in records if r["metric"] == "zeroshot_acc"]
+    assert mean[0]["value"] == pytest.approx((0.75 + 0.25) / 2)  # acc_norm for piqa, acc for a local task
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        stages.zeroshot_records_for(None, None, [str(tmp_path / "missing.yaml")], {"batch_size": 2}, spec, {})

@@ -54,6 +54,14 @@ def llm_setting(wc):
     return run_setting(LLM_RUNS[wc.run], LLM_CALIB)
 
 
+def llm_task_files():
+    """Task YAMLs under zeroshot.task_dir; none when task_dir is null (lm-eval built-in tasks)."""
+    zeroshot = LLM.get("zeroshot", {})
+    if not zeroshot.get("task_dir"):
+        return []
+    return [f"{zeroshot['task_dir']}/{t}.yaml" for t in zeroshot["tasks"]]
+
+
 def llm_calibration_options(name):
     return {"batch_size": 4, **LLM_CALIBRATION[name]}
 

@@ -36,6 +36,13 @@ PREPARED = {
     "fashion_mnist": (["fashion_mnist"], ["resources/images/fashion_mnist.npz"]),
     "digits": ([], ["resources/images/digits.npz"]),
     "connectome": (["graspologic"], ["resources/graphs/drosophila.npz"]),
+    "wikitext2": (
+        ["wikitext2"],
+        expand(
+            "resources/text/wikitext2/{split}.txt",
+            split=["train", "validation", "test"],
+        ),
+    ),
     "tiny_llm": (  # test tier: a tiny Llama, synthetic prose and a cloze task, no artifacts
         [],
         [
@@ -222,6 +229,25 @@ rule prepare_connectome:
         code=code("repro.data.graphs"),
     script:
         "../scripts/prepare_connectome.py"
+
+
+rule prepare_wikitext2:
+    input:
+        artifact="resources/artifacts/wikitext2",
+    output:
+        train="resources/text/wikitext2/train.txt",
+        validation="resources/text/wikitext2/validation.txt",
+        test="resources/text/wikitext2/test.txt",
+    log:
+        "logs/prepare_wikitext2/wikitext2.log",
+    benchmark:
+        "benchmarks/prepare_wikitext2/wikitext2.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        code=code("repro.data.corpora"),
+    script:
+        "../scripts/prepare_wikitext2.py"
 
 
 rule prepare_tiny_llm:

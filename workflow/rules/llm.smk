@@ -173,10 +173,7 @@ rule evaluate_llm_perplexity:
 rule evaluate_llm_zeroshot:
     input:
         model=llm_model_dir,
-        tasks=[
-            f"{LLM['zeroshot']['task_dir']}/{t}.yaml"
-            for t in LLM.get("zeroshot", {}).get("tasks", [])
-        ],
+        tasks=llm_task_files(),
     output:
         "results/llm/{model}/eval/{run}/zeroshot.parquet",
     log:

@@ -20,7 +20,8 @@ with job_context(snakemake) as job:  # noqa: F821
     elif evaluation == "perplexity":
         records = stages.perplexity_records_for(model, tokenizer, params.options, spec, setting)
     elif evaluation == "zeroshot":
-        records = stages.zeroshot_records_for(model, tokenizer, snakemake.input.tasks, params.options, spec, setting)
+        tasks = list(snakemake.input.tasks) or list(params.options["tasks"])  # YAML files, else built-in names
+        records = stages.zeroshot_records_for(model, tokenizer, tasks, params.options, spec, setting)
     elif evaluation == "speed":
         dense = None
         if spec["run"] != "dense":

@@ -5,6 +5,8 @@
   *Northanger Abbey* validation, the other four train/calibration; the split is config.
 * The King James Bible from Debian's ``bible-kjv`` reader and ``bible-kjv-text`` data,
   dumped with the packaged reader program (its data format is the program's own).
+* Paper tier: WikiText-2 (raw) from the hub snapshot's Parquet files, each split joined with
+  ``"\n\n"`` as every repository in the brief does (§2.2: ``"\n\n".join(test["text"])``).
 """
 
 from __future__ import annotations
@@ -64,3 +66,23 @@ def prepare_kjv(program_dir, text_dir, output) -> int:
     write_text(text, output)
     log.info("kjv: %d characters", len(text))
     return len(text)
+
+
+WIKITEXT_JOIN = "\n\n"
+
+
+def prepare_wikitext2(artifact_dir, outputs: dict[str, Path], config: str = "wikitext-2-raw-v1") -> dict[str, int]:
+    """Write ``"\n\n".join(rows["text"])`` of each split (``train``, ``validation``, ``test``) of WikiText-2."""
+    import pyarrow.parquet as pq
+
+    sizes = {}
+    for split, path in outputs.items():
+        files = sorted((Path(artifact_dir) / config).glob(f"{split}-*.parquet"))
+        if not files:
+            raise FileNotFoundError(f"artifact wikitext2: no {config}/{split}-*.parquet under {artifact_dir}")
+        rows = [t for f in files for t in pq.read_table(f, columns=["text"]).column("text").to_pylist()]
+        text = WIKITEXT_JOIN.join(rows)
+        write_text(text, path)
+        sizes[split] = len(text)
+        log.info("wikitext2 %s: %d rows, %d characters", split, len(rows), len(text))
+    return sizes

@@ -299,19 +299,27 @@ def perplexity_records_for(model, tokenizer, datasets: Mapping[str, Mapping[str,
     return records
 
 
-def zeroshot_records_for(model, tokenizer, task_files, options: Mapping[str, Any], spec, setting) -> list[dict]:
-    """lm-eval zero-shot accuracy on the task YAMLs (``limit`` items per task, ``batch_size``)."""
+def zeroshot_records_for(model, tokenizer, tasks, options: Mapping[str, Any], spec, setting) -> list[dict]:
+    """lm-eval zero-shot accuracy (``limit`` items per task, ``batch_size``).
+
+    ``tasks``: task YAML files (``*.yaml``, our local item sets) or names of lm-eval's built-in
+    tasks (the paper tier's piqa, winogrande, ...).
+    """
     import yaml
 
     from repro.llm.eval.rows import zeroshot_records
     from repro.llm.eval.zeroshot import zero_shot
 
-    tasks = []
-    for path in task_files:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"zero-shot task config {path} does not exist")
-        tasks.append(yaml.safe_load(path.read_text()))
+    configs = []
+    for task in tasks:
+        if str(task).endswith((".yaml", ".yml")):
+            path = Path(task)
+            if not path.is_file():
+                raise FileNotFoundError(f"zero-shot task config {path} does not exist")
+            configs.append(yaml.safe_load(path.read_text()))
+        else:
+            configs.append(str(task))
+    tasks = configs
     results = zero_shot(model, tokenizer, tasks, batch_size=int(options["batch_size"]), limit=options.get("limit"))
     for task, entry in sorted(results.items()):
         log.info(
