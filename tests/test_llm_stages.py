@@ -87,6 +87,9 @@ def test_speed_rows_compare_with_the_dense_model_of_the_same_job(assets):
     rows = stages.speed_records_for(dense, model, tokenizer, options, spec, run_setting(spec))
     values = {r["metric"]: r["value"] for r in rows}
     assert values["prefill_speedup"] == pytest.approx(values["prefill_tok_s"] / values["dense_prefill_tok_s"])
+    assert values["dense_drift_decode"] > 0  # dense measured before and after the run's model
+    own = {r["metric"]: r["value"] for r in stages.speed_records_for(None, model, tokenizer, options, spec, {})}
+    assert own["decode_speedup"] == own["dense_drift_decode"] == 1.0
     assert {r["setting"]["sparse_kernels"] for r in rows} == {"none"}
 
 

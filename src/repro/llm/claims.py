@@ -88,11 +88,13 @@ def run_frame(table: pd.DataFrame) -> pd.DataFrame:
     mean row), the metrics named by :func:`metric_column` (means over seeds) and
     ``zeroshot_acc_stderr`` = sqrt(sum_i s_i^2) / k over the k tasks' headline-metric standard errors
     (NaN when a task's stderr or the task list is missing).  The columns of ``BASE_METRICS`` always
-    exist.  Rows of other papers are ignored.
+    exist.  Rows of other papers and of the calibration experiment are ignored.
     """
     df = table
     if "paper" in df.columns:
         df = df[df["paper"].astype(str) == PAPER]
+    if "experiment" in df.columns:  # calibration rows describe the calibration job, not a run
+        df = df[df["experiment"].astype(str) != "calibration"]
     columns = ["model", "run", "method", *RUN_KEYS, "tasks", "task_metrics", *BASE_METRICS]
     if df.empty:
         return _typed(pd.DataFrame(columns=columns))

@@ -331,19 +331,25 @@ def zeroshot_records_for(model, tokenizer, tasks, options: Mapping[str, Any], sp
 def speed_records_for(dense_model, model, tokenizer, options: Mapping[str, Any], spec, setting) -> list[dict]:
     """Prefill / decode tokens/s of the run's model and of the dense model, same job, same device.
 
-    The dense model is measured first, then the run's model (each moved to the device in turn).
-    A Wanda N:M model is converted to semi-structured sparse tensors where the GPU supports them;
-    the rows say which kernels ran (``sparse_kernels``).
+    Order dense, run, dense (each model moved to the device in turn): the dense reference is the
+    mean of its two measurements, so a drift of the machine during the job (clock, caches, other
+    load) does not show up as a speed-up; ``dense_drift_decode`` / ``dense_drift_prefill`` (second
+    / first dense measurement) say how large that drift was.  A Wanda N:M model is converted to
+    semi-structured sparse tensors where the GPU supports them; the rows say which kernels ran
+    (``sparse_kernels``).  ``dense_model=None`` (the dense run itself) measures ``model`` once.
     """
     from repro.llm.eval.rows import speed_records
     from repro.llm.eval.speed import measure_speed
 
     device = pick_device(options.get("device", "auto"))
     kwargs = {k: int(options[k]) for k in ("batch", "prefill_len", "decode_tokens", "repeats", "warmup")}
-    dense = None
-    if dense_model is not None:  # None for the dense run itself
-        dense = measure_speed(dense_model, tokenizer, device=device, **kwargs)
+
+    def measure_dense() -> dict:
+        out = measure_speed(dense_model, tokenizer, device=device, **kwargs)
         dense_model.to("cpu")
+        return out
+
+    dense_runs = [measure_dense()] if dense_model is not None else []
     sparse_kernels = "none"
     if spec["method"] == "wanda":
         sparse_kernels = "none (dense kernels over zeroed weights)"
@@ -354,14 +360,21 @@ def speed_records_for(dense_model, model, tokenizer, options: Mapping[str, Any],
             if semi_structured(model):
                 sparse_kernels = "torch.sparse semi-structured 2:4"
     result = measure_speed(model, tokenizer, device=device, **kwargs)
-    dense = dense or result
+    if dense_model is not None:
+        model.to("cpu")
+        dense_runs.append(measure_dense())
+    else:
+        dense_runs = [result, result]
     merged = {**setting, "sparse_kernels": sparse_kernels}
     records = speed_records(result, method=spec["method"], setting=merged)
+    dense = {key: sum(run[key] for run in dense_runs) / 2 for key in ("prefill_tok_s", "decode_tok_s")}
     extra = {
         "dense_prefill_tok_s": dense["prefill_tok_s"],
         "dense_decode_tok_s": dense["decode_tok_s"],
         "prefill_speedup": result["prefill_tok_s"] / dense["prefill_tok_s"],
         "decode_speedup": result["decode_tok_s"] / dense["decode_tok_s"],
+        "dense_drift_prefill": dense_runs[1]["prefill_tok_s"] / dense_runs[0]["prefill_tok_s"],
+        "dense_drift_decode": dense_runs[1]["decode_tok_s"] / dense_runs[0]["decode_tok_s"],
     }
     template = records[0]
     for metric, value in extra.items():
