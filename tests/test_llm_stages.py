@@ -16,6 +16,7 @@ SECTION = {
         "slicegpt": {"targets": [0.2], "runs": {"s0.25": {"sparsity": 0.25}}, "options": {"round_to": 8}},
         "shortgpt": {"targets": [0.25]},
         "wanda": {"runs": {"2of4": {"pattern": "2:4"}}},
+        "modegpt": {"targets": [0.3]},  # original mode: the cached statistics of the calibrate stage
     }
 }
 RUNS = expand_runs(SECTION)

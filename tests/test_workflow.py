@@ -51,6 +51,11 @@ def expected_jobs(config: dict) -> dict[str, int]:
             evaluate_llm_speed=n_eval,
             plot_llm_compression=1,
         )
+    if "modegpt" in papers:
+        n_modegpt = sum(spec["method"] == "modegpt" for spec in expand_runs(config["llm_compression"]).values())
+        counts.update(
+            modegpt_allocation=len(config["llm_compression"]["models"]) * n_modegpt, plot_modegpt_allocation=1
+        )
     counts["download_artifact"] = len(config.get("artifacts", {}))
     for name in config.get("prepare", []):
         counts[f"prepare_{name}"] = 1
@@ -132,7 +137,7 @@ def test_claims_are_computed(finished_run):
     claims = pd.read_parquet(finished_run / "results" / "tables" / "claims.parquet")
     assert list(claims.columns) == CLAIM_COLUMNS
     assert claims.holds.dtype == "boolean"
-    assert set(claims.paper) == {"stochastic_momentum", "heavy_ball", "llm_compression"}
+    assert set(claims.paper) == {"stochastic_momentum", "heavy_ball", "llm_compression", "modegpt"}
     assert claims.claim_id.is_unique
     measured = claims.dropna(subset=["measured"])
     assert measured.holds.notna().all()  # every measured claim has a computed verdict
@@ -151,7 +156,7 @@ def test_runtime_has_a_row_per_job(finished_run):
 
 def test_figures_and_report_exist(finished_run):
     figures = sorted((finished_run / "results" / "figures").rglob("*.png"))
-    assert {f.parent.name for f in figures} == {"stochastic_momentum", "heavy_ball", "llm_compression"}
+    assert {f.parent.name for f in figures} == {"stochastic_momentum", "heavy_ball", "llm_compression", "modegpt"}
     for png in figures:
         assert png.stat().st_size > 10_000, png
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from repro.report.claims import CLAIM_FUNCTIONS
+from repro.report.claims import CLAIM_EXTRA_TABLES, CLAIM_FUNCTIONS
 from repro.llm.runs import run_setting
 from repro.workflow import ConfigError, module_digest, validate_config
 

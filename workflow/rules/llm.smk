@@ -261,3 +261,64 @@ rule plot_llm_compression:
         code=code("repro.llm.figures"),
     script:
         "../scripts/plot_llm_compression.py"
+
+
+# MoDeGPT (ICLR 2025): its runs are evaluated above with the baselines; its own table is the
+# per-layer sparsity allocation of each run.  Code: src/repro/llm/methods/modegpt*.py and
+# src/repro/llm/modegpt_report.py (allocation table, figure, claims).
+MODEGPT_RUNS = [r for r, spec in LLM_RUNS.items() if spec["method"] == "modegpt"]
+if "modegpt" in PAPERS and not MODEGPT_RUNS:
+    raise WorkflowError(
+        "invalid config: 'papers' lists modegpt but llm_compression.methods has no modegpt runs"
+    )
+PAPER_TABLES["modegpt"] = expand(
+    "results/llm/{model}/allocation/{run}.parquet", model=LLM_MODELS, run=MODEGPT_RUNS
+)
+PAPER_FIGURES["modegpt"] = ["results/figures/modegpt/allocation.png"]
+PAPER_BENCHMARKS["modegpt"] = expand(
+    "benchmarks/modegpt_allocation/{model}/{run}.tsv",
+    model=LLM_MODELS,
+    run=MODEGPT_RUNS,
+) + ["benchmarks/plot_modegpt_allocation/modegpt.tsv"]
+
+
+rule modegpt_allocation:
+    input:
+        model="results/llm/{model}/models/{run}",
+    output:
+        "results/llm/{model}/allocation/{run}.parquet",
+    log:
+        "logs/modegpt_allocation/{model}/{run}.log",
+    benchmark:
+        "benchmarks/modegpt_allocation/{model}/{run}.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        setting=llm_setting,
+        tier=TIER,
+        code=code("repro.llm.modegpt_report"),
+    script:
+        "../scripts/modegpt_allocation.py"
+
+
+rule plot_modegpt_allocation:
+    input:
+        table="results/tables/modegpt.parquet",
+    output:
+        allocation=report(
+            "results/figures/modegpt/allocation.png",
+            caption="../report/modegpt_allocation.rst",
+            category="MoDeGPT",
+            labels={"figure": "sparsity allocation"},
+        ),
+        allocation_pdf="results/figures/modegpt/allocation.pdf",
+    log:
+        "logs/plot_modegpt_allocation/modegpt.log",
+    benchmark:
+        "benchmarks/plot_modegpt_allocation/modegpt.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        code=code("repro.llm.modegpt_report"),
+    script:
+        "../scripts/plot_modegpt_allocation.py"

@@ -43,6 +43,9 @@ rule aggregate_all:
 rule compute_claims:
     input:
         table="results/tables/{paper}.parquet",
+        extra=lambda wc: [
+            f"results/tables/{p}.parquet" for p in CLAIM_EXTRA_TABLES.get(wc.paper, [])
+        ],
     output:
         "results/claims/{paper}.parquet",
     log:

@@ -4,4 +4,10 @@ from repro.report.claims import compute_claims
 from repro.workflow.script import job_context
 
 with job_context(snakemake):  # noqa: F821
-    compute_claims(snakemake.wildcards.paper, snakemake.input.table, snakemake.output[0], snakemake.params.tier)
+    compute_claims(
+        snakemake.wildcards.paper,
+        snakemake.input.table,
+        snakemake.output[0],
+        snakemake.params.tier,
+        extra_tables=snakemake.input.extra,
+    )

@@ -2,6 +2,7 @@
 
 from repro.io import write_parquet
 from repro.llm import stages
+from repro.llm.compressed import read_compression_info
 from repro.llm.eval.speed import device_name
 from repro.report.rows import tidy_rows
 from repro.workflow.script import job_context
@@ -16,7 +17,8 @@ with job_context(snakemake) as job:  # noqa: F821
     model, tokenizer = stages.load_model(snakemake.input.model, params.dtype, str(device))
     if evaluation == "params":
         dense, _ = stages.load_model(snakemake.input.dense, params.dtype, "cpu")
-        records = stages.parameter_records(dense, model, spec, setting)
+        info = read_compression_info(snakemake.input.model)["info"] if spec["run"] != "dense" else None
+        records = stages.parameter_records(dense, model, spec, setting, info)
     elif evaluation == "perplexity":
         records = stages.perplexity_records_for(model, tokenizer, params.options, spec, setting)
     elif evaluation == "zeroshot":

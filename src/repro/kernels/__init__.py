@@ -202,7 +202,7 @@ def dispatch(name: str, *args: Any, backend: str | None = None, **kwargs: Any) -
 
 
 # Kernel modules register themselves on import; they need the names above.
-from repro.kernels import nm_sparsity  # noqa: E402
+from repro.kernels import nm_sparsity, rope_gather  # noqa: E402  (importing a kernel module registers it)
 from repro.kernels.nm_sparsity import apply_mask_, nm_check, wanda_nm_mask  # noqa: E402
 
 __all__ = [
@@ -218,6 +218,7 @@ __all__ = [
     "kernel_mode",
     "nm_check",
     "nm_sparsity",
+    "rope_gather",
     "register",
     "select_backend",
     "triton_available",

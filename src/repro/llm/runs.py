@@ -27,10 +27,17 @@ __all__ = ["DISPLAY_NAMES", "TARGET_KEYWORDS", "expand_runs", "run_setting", "se
 TARGET_KEYWORDS = {
     "slicegpt": lambda target, convention: {"target_removed": target, "convention": convention},
     "shortgpt": lambda target, convention: {"ratio": target, "convention": convention},
+    "modegpt": lambda target, convention: {"target_removed": target, "convention": convention},
 }
 
 #: method -> the name used in figure legends.
-DISPLAY_NAMES = {"dense": "dense", "slicegpt": "SliceGPT", "shortgpt": "ShortGPT", "wanda": "Wanda"}
+DISPLAY_NAMES = {
+    "dense": "dense",
+    "slicegpt": "SliceGPT",
+    "shortgpt": "ShortGPT",
+    "wanda": "Wanda",
+    "modegpt": "MoDeGPT",
+}
 
 _RUN_NAME = re.compile(r"^[a-z0-9][a-z0-9._]*$")
 

@@ -172,6 +172,8 @@ def _cached_keywords(method: str, settings: Mapping[str, Any], stats: Mapping[st
         return {"statistics": stats}  # BI of the original model, as in ShortGPT
     if method == "wanda" and settings.get("calibration", "sequential") == "original":
         return {"statistics": stats}
+    if method == "modegpt":  # all of them in original mode; BI for the allocation in sequential mode
+        return {"statistics": stats}
     return {}
 
 
@@ -206,6 +208,8 @@ def compress(
     writer = None
     if loader == "slicegpt":
         from repro.llm.methods.slicegpt import write_weights as writer
+    elif loader == "modegpt":
+        from repro.llm.methods.modegpt import write_weights as writer
     save_compressed(model, tokenizer, out_dir, method=spec["method"], info=info, loader=loader, write_weights=writer)
     log.info("compressed %s in %.1f s -> %s", spec["run"], seconds, out_dir)
     return info
@@ -243,8 +247,11 @@ def target_parameters(spec: Mapping[str, Any], dense_model) -> int | None:
     return None
 
 
-def parameter_records(dense_model, model, spec: Mapping[str, Any], setting: Mapping[str, Any]) -> list[dict]:
-    """Parameter counts under both conventions and the run's distance from its target."""
+def parameter_records(
+    dense_model, model, spec: Mapping[str, Any], setting: Mapping[str, Any], info: Mapping[str, Any] | None = None
+) -> list[dict]:
+    """Parameter counts under both conventions, the run's distance from its target and, from the
+    saved ``compression.json`` ``info``, the compression job's wall time and peak RSS."""
     dense = parameter_counts(dense_model, get_adapter(dense_model))
     adapter = get_adapter(model)
     counts = parameter_counts(model, adapter)
@@ -267,6 +274,10 @@ def parameter_records(dense_model, model, spec: Mapping[str, Any], setting: Mapp
         achieved = nonzero["total"] if sparse else counts["total"]
         values["target_params"] = target
         values["target_rel_error"] = (achieved - target) / target
+    if info:
+        for metric, key in (("compress_seconds", "compress_seconds"), ("compress_peak_rss_mb", "peak_rss_mb")):
+            if info.get(key) is not None:
+                values[metric] = info[key]
     return [
         {"method": spec["method"], "setting": dict(setting), "seed": 0, "metric": k, "value": float(v)}
         for k, v in values.items()

@@ -23,7 +23,11 @@ CLAIM_FUNCTIONS = {
     "stochastic_momentum": "repro.optim.saddle_claims:stochastic_momentum_claims",
     "heavy_ball": "repro.optim.heavy_ball_claims:heavy_ball_claims",
     "llm_compression": "repro.llm.claims:llm_compression_claims",
+    "modegpt": "repro.llm.modegpt_report:modegpt_claims",
 }
+
+#: paper -> other papers' tables its claims also read (MoDeGPT's evaluation rows sit with the baselines).
+CLAIM_EXTRA_TABLES = {"modegpt": ["llm_compression"]}
 
 
 @dataclass
@@ -71,8 +75,9 @@ def claims_frame(claims: list[Claim], paper: str, tier: str) -> pd.DataFrame:
     return df
 
 
-def compute_claims(paper: str, table_path, output, tier: str) -> pd.DataFrame:
-    table = pd.read_parquet(table_path)
+def compute_claims(paper: str, table_path, output, tier: str, extra_tables=()) -> pd.DataFrame:
+    """Claims of ``paper`` from its table plus ``extra_tables`` (other papers' tables it compares with)."""
+    table = pd.concat([pd.read_parquet(p) for p in (table_path, *extra_tables)], ignore_index=True)
     df = claims_frame(claim_function(paper)(table), paper, tier)
     write_parquet(df, output)
     return df

@@ -24,10 +24,11 @@ METHODS: dict[str, str] = {
     "wanda": "repro.llm.methods.wanda:wanda",
     "shortgpt": "repro.llm.methods.shortgpt:shortgpt",
     "slicegpt": "repro.llm.methods.slicegpt:slicegpt",
+    "modegpt": "repro.llm.methods.modegpt:modegpt",
 }
 
 #: method kind -> loader name for ``save_compressed``; kinds not listed use ``"hf"``.
-LOADERS: dict[str, str] = {"slicegpt": "slicegpt"}
+LOADERS: dict[str, str] = {"slicegpt": "slicegpt", "modegpt": "modegpt"}
 
 
 def dense(model: nn.Module, calibration_ids: torch.Tensor | None = None, **settings: Any) -> tuple[nn.Module, dict]:
