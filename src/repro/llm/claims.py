@@ -28,7 +28,7 @@ NAN = float("nan")
 ZEROSHOT_MEAN_DATASET = "zeroshot_mean"
 
 # run metadata read from the setting JSON (the first non-null value over a run's rows, params rows first)
-RUN_KEYS = ("series", "target_removed", "convention", "sparsity", "pattern", "ratio", "device", "dtype")
+RUN_KEYS = ("series", "target_removed", "convention", "sparsity", "pattern", "ratio", "calibration", "device", "dtype")
 # columns that run_frame always has, so claims and figures can test them without KeyError
 BASE_METRICS = (
     "params_total",

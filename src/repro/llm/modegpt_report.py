@@ -12,8 +12,9 @@ Claims (brief llm_compression.md §4, §7; issue: MoDeGPT):
 * ``zeroshot_retained``: at 25-30% compression MoDeGPT keeps 90-95% of the dense zero-shot accuracy
   (abstract).
 * ``throughput_gain``: decode throughput through ``generate`` rises at 25-30% (abstract: up to +46%).
-* ``compression_time_vs_slicegpt``: MoDeGPT is backprop-free; its compression wall time is compared
-  with SliceGPT's at the same target (holds when not slower).
+* ``compression_time_vs_slicegpt``: MoDeGPT is backprop-free; its compression wall time (plus the
+  calibration job's when it reads the shared statistics) is compared with SliceGPT's at the same
+  target, whose time includes its own calibration passes (holds when not slower).
 """
 
 from __future__ import annotations
@@ -114,6 +115,12 @@ def _dense(frame: pd.DataFrame, model: str) -> pd.Series | None:
     return None if dense.empty else dense.iloc[0]
 
 
+def _calibration_seconds(table: pd.DataFrame) -> dict[str, float]:
+    """model -> seconds of its calibration job (the statistics MoDeGPT's original mode reads)."""
+    rows = table[(table["experiment"] == "calibration") & (table["metric"] == "seconds")]
+    return {str(model): float(part["value"].sum()) for model, part in rows.groupby("model")}
+
+
 def modegpt_claims(table: pd.DataFrame) -> list[Claim]:
     frame = run_frame(table)
     datasets = perplexity_datasets(table)
@@ -182,11 +189,18 @@ def modegpt_claims(table: pd.DataFrame) -> list[Claim]:
     )
 
     times, details = [], []
+    calibration = _calibration_seconds(table)
     for m, s in _pairs(frame):
         if m.get("compress_seconds", 0) > 0 and s.get("compress_seconds", 0) > 0:
-            times.append(m["compress_seconds"] / s["compress_seconds"])
+            # original mode reads the shared calibration cache: its collection time counts for MoDeGPT
+            # (SliceGPT's compress time already includes its own sequential calibration passes)
+            mode = m.get("calibration")
+            extra = calibration.get(m["model"], 0.0) if mode in (None, "original") or pd.isna(mode) else 0.0
+            total = m["compress_seconds"] + extra
+            times.append(total / s["compress_seconds"])
             details.append(
-                f"{m['model']} {m['target_removed']:.0%}: {m['compress_seconds']:.1f} s vs {s['compress_seconds']:.1f} s"
+                f"{m['model']} {m['target_removed']:.0%}: {m['compress_seconds']:.1f} s + {extra:.1f} s calibration "
+                f"vs {s['compress_seconds']:.1f} s"
             )
     measured = max(times) if times else float("nan")
     claims.append(
@@ -195,7 +209,8 @@ def modegpt_claims(table: pd.DataFrame) -> list[Claim]:
             "MoDeGPT compresses (no backpropagation) in no more wall time than SliceGPT at the same target",
             "no SliceGPT timing in the paper; abstract: 98% less compute than gradient-based methods",
             measured,
-            "max over targets of MoDeGPT / SliceGPT compression seconds <= 1 (same machine, same calibration)",
+            "max over targets of (MoDeGPT compression + its calibration pass) / SliceGPT compression seconds <= 1 "
+            "(same machine, same calibration windows)",
             bool(measured <= 1) if times else None,
             "; ".join(details) or "no MoDeGPT and SliceGPT runs at a shared target with timings",
         )
