@@ -28,6 +28,16 @@ SERIES_ORDER = (
     "MoDeGPT",
     "DISP-LLM",
 )
+# fixed colours (colour-blind safe palette) so that the methods compared most often differ clearly
+SERIES_COLORS = {
+    "SliceGPT": "#0072B2",
+    "SliceGPT (nominal width)": "#56B4E9",
+    "ShortGPT": "#009E73",
+    "Wanda 2:4": "#E69F00",
+    "Wanda unstructured": "#CC79A7",
+    "MoDeGPT": "#D55E00",
+    "DISP-LLM": "#7F3C8D",
+}
 X_LABEL = "parameters removed (% of dense total, tied embeddings once)"
 
 
@@ -51,7 +61,10 @@ def _series_styles(runs: pd.DataFrame) -> dict[str, dict]:
     colors = list(STYLE["axes.prop_cycle"].by_key()["color"])
     colors = [c for c in colors if c != "#000000"]  # black is the dense reference
     markers = "osD^vP*Xh<>"
-    return {s: {"color": colors[i % len(colors)], "marker": markers[i % len(markers)]} for i, s in enumerate(names)}
+    return {
+        s: {"color": SERIES_COLORS.get(s, colors[i % len(colors)]), "marker": markers[i % len(markers)]}
+        for i, s in enumerate(names)
+    }
 
 
 def _draw(ax, runs: pd.DataFrame, y: str, *, scale: float = 1.0, yerr: str | None = None) -> int:
