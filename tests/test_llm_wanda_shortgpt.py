@@ -437,9 +437,9 @@ def test_save_load_round_trip_gives_identical_logits(tmp_path, model_type, kind,
 
 # ---------------------------------------------------------------------------------------------- registry
 def test_registry_dispatch_and_errors(monkeypatch):
-    assert set(registry.METHODS) == {"dense", "wanda", "shortgpt", "slicegpt"}
+    assert set(registry.METHODS) == {"dense", "wanda", "shortgpt", "slicegpt", "modegpt"}
     assert registry.METHODS["slicegpt"] == "repro.llm.methods.slicegpt:slicegpt"
-    with pytest.raises(ValueError, match="allowed kinds: dense, shortgpt, slicegpt, wanda"):
+    with pytest.raises(ValueError, match="allowed kinds: dense, modegpt, shortgpt, slicegpt, wanda"):
         registry.compress("magnitude", tiny_model("phi"), None, _ids())
     model = tiny_model("phi")
     same, info, loader = registry.compress("dense", model, None, None)
@@ -447,7 +447,7 @@ def test_registry_dispatch_and_errors(monkeypatch):
     with pytest.raises(ValueError, match="takes no settings"):
         registry.compress("dense", model, None, None, ratio=0.2)
     assert registry.resolve("wanda") is wanda and registry.resolve("shortgpt") is shortgpt
-    assert registry.LOADERS.get("slicegpt") == "slicegpt"
+    assert registry.LOADERS.get("slicegpt") == "slicegpt" and registry.LOADERS.get("modegpt") == "modegpt"
     monkeypatch.setitem(registry.METHODS, "broken", "repro.llm.methods.no_such_module:fn")
     with pytest.raises(ImportError, match="method 'broken': cannot import"):
         registry.resolve("broken")
