@@ -31,7 +31,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 COMPRESSION_FILE = "compression.json"
 LOADERS: dict[str, Callable[..., PreTrainedModel]] = {}
 # loader name -> module whose import registers it (so a fresh process can load any saved model)
-LOADER_MODULES = {"slicegpt": "repro.llm.methods.slicegpt_modules", "modegpt": "repro.llm.methods.modegpt_modules"}
+LOADER_MODULES = {
+    "slicegpt": "repro.llm.methods.slicegpt_modules",
+    "modegpt": "repro.llm.methods.modegpt_modules",
+    "disp_llm": "repro.llm.methods.disp_modules",
+}
 
 
 def register_loader(name: str):
