@@ -113,3 +113,57 @@ def load_compressed(path, dtype: torch.dtype = torch.float32, attn_implementatio
         raise ValueError(f"{path}: no loader {loader!r} registered; known: {['hf', *sorted(LOADERS)]}")
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     return model.eval(), tokenizer, record
+
+
+def unique_state_dict(model: PreTrainedModel) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """State dict with every shared tensor stored once: ``(state, {dropped key: kept key})``."""
+    state: dict[str, torch.Tensor] = {}
+    seen: dict[int, str] = {}
+    dropped: dict[str, str] = {}
+    for key, value in model.state_dict(keep_vars=True).items():
+        if id(value) in seen:
+            dropped[key] = seen[id(value)]
+            continue
+        seen[id(value)] = key
+        state[key] = value.detach().cpu().contiguous()
+    return state, dropped
+
+
+def write_structured_weights(
+    model: PreTrainedModel,
+    folder,
+    *,
+    loader: str,
+    layers: list,
+    record_file: str,
+    weights_file: str,
+    format_version: int,
+    indent: int | None = None,
+) -> None:
+    """Config, generation config, a JSON record of the per-layer structure and the weights (safetensors).
+
+    The shared writer of the loaders whose modules change shape per layer (MoDeGPT, DISP-LLM): the
+    record holds ``format_version``, ``model_type``, ``num_layers``, ``shared_keys`` (tied tensors
+    stored once) and ``layers``; the safetensors header repeats the first ones under ``loader``.
+    """
+    from safetensors.torch import save_file
+
+    from repro.llm.adapters import get_adapter
+
+    folder = Path(folder)
+    adapter = get_adapter(model)
+    model.config.save_pretrained(folder)
+    generation_config = getattr(model, "generation_config", None)
+    if generation_config is not None:
+        generation_config.save_pretrained(folder)
+    state, dropped = unique_state_dict(model)
+    record = {
+        "format_version": format_version,
+        "model_type": adapter.model_type,
+        "num_layers": adapter.num_layers,
+        "shared_keys": dropped,
+        "layers": layers,
+    }
+    (folder / record_file).write_text(json.dumps(record, indent=indent) + "\n")
+    header = {"format_version": format_version, "model_type": adapter.model_type, "shared_keys": dropped}
+    save_file(state, str(folder / weights_file), metadata={"format": "pt", loader: json.dumps(header)})

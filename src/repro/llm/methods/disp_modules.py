@@ -64,7 +64,7 @@ from torch import nn
 
 from repro.kernels.gather_gemm import gather_linear, linear_scatter_add
 from repro.llm.adapters import LayerAdapter, get_adapter
-from repro.llm.compressed import register_loader
+from repro.llm.compressed import register_loader, write_structured_weights
 
 __all__ = [
     "FORMAT_VERSION",
@@ -393,42 +393,18 @@ def layer_dims(model: nn.Module) -> list[dict[str, int]]:
 
 
 # ---------------------------------------------------------------------------------------------- disk
-def _unique_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """State dict with every shared tensor stored once: ``(state, {dropped key: kept key})``."""
-    state: dict[str, torch.Tensor] = {}
-    seen: dict[int, str] = {}
-    dropped: dict[str, str] = {}
-    for key, value in model.state_dict(keep_vars=True).items():
-        if id(value) in seen:
-            dropped[key] = seen[id(value)]
-            continue
-        seen[id(value)] = key
-        state[key] = value.detach().cpu().contiguous()
-    return state, dropped
-
-
 def write_weights(model: nn.Module, folder: Path) -> None:
     """``write_weights`` for :func:`repro.llm.compressed.save_compressed`: config, ``disp_llm.json``, safetensors."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    adapter = get_adapter(model)
-    sets = index_sets(model)
-    model.config.save_pretrained(folder)
-    generation_config = getattr(model, "generation_config", None)
-    if generation_config is not None:
-        generation_config.save_pretrained(folder)
-    state, dropped = _unique_state(model)
-    record = {
-        "format_version": FORMAT_VERSION,
-        "model_type": adapter.model_type,
-        "num_layers": adapter.num_layers,
-        "shared_keys": dropped,
-        "layers": sets,
-    }
-    (folder / INDEX_FILE).write_text(json.dumps(record) + "\n")
-    header = {"format_version": FORMAT_VERSION, "model_type": adapter.model_type, "shared_keys": dropped}
-    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt", "disp_llm": json.dumps(header)})
+    write_structured_weights(
+        model,
+        folder,
+        loader="disp_llm",
+        layers=index_sets(model),
+        record_file=INDEX_FILE,
+        weights_file=WEIGHTS_FILE,
+        format_version=FORMAT_VERSION,
+        indent=None,
+    )
 
 
 @register_loader("disp_llm")

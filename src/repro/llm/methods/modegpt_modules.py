@@ -54,7 +54,7 @@ from torch import nn
 
 from repro.kernels.rope_gather import apply_rope_gather
 from repro.llm.adapters import LayerAdapter, ModelAdapter, get_adapter
-from repro.llm.compressed import register_loader
+from repro.llm.compressed import register_loader, write_structured_weights
 
 __all__ = [
     "ATTENTION_STYLES",
@@ -388,42 +388,18 @@ def model_dims(model: nn.Module) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------- disk
-def _unique_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """State dict with every shared tensor stored once: ``(state, {dropped key: kept key})``."""
-    state: dict[str, torch.Tensor] = {}
-    seen: dict[int, str] = {}
-    dropped: dict[str, str] = {}
-    for key, value in model.state_dict(keep_vars=True).items():
-        if id(value) in seen:
-            dropped[key] = seen[id(value)]
-            continue
-        seen[id(value)] = key
-        state[key] = value.detach().cpu().contiguous()
-    return state, dropped
-
-
 def write_weights(model: nn.Module, folder: Path) -> None:
     """``write_weights`` for :func:`repro.llm.compressed.save_compressed`: config, ``modegpt.json``, safetensors."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    adapter = get_adapter(model)
-    dims = model_dims(model)
-    model.config.save_pretrained(folder)
-    generation_config = getattr(model, "generation_config", None)
-    if generation_config is not None:
-        generation_config.save_pretrained(folder)
-    state, dropped = _unique_state(model)
-    record = {
-        "format_version": FORMAT_VERSION,
-        "model_type": adapter.model_type,
-        "num_layers": adapter.num_layers,
-        "shared_keys": dropped,
-        "layers": dims,
-    }
-    (folder / DIMS_FILE).write_text(json.dumps(record, indent=1) + "\n")
-    header = {"format_version": FORMAT_VERSION, "model_type": adapter.model_type, "shared_keys": dropped}
-    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt", "modegpt": json.dumps(header)})
+    write_structured_weights(
+        model,
+        folder,
+        loader="modegpt",
+        layers=model_dims(model),
+        record_file=DIMS_FILE,
+        weights_file=WEIGHTS_FILE,
+        format_version=FORMAT_VERSION,
+        indent=1,
+    )
 
 
 def apply_structure(model: nn.Module, layers: list[Mapping[str, Any]]) -> ModelAdapter:
