@@ -17,6 +17,7 @@ SECTION = {
         "shortgpt": {"targets": [0.25]},
         "wanda": {"runs": {"2of4": {"pattern": "2:4"}}},
         "modegpt": {"targets": [0.3]},  # original mode: the cached statistics of the calibrate stage
+        "disp_llm": {"targets": [0.3], "options": {"steps": 4, "train_seq_len": 16}},
     }
 }
 RUNS = expand_runs(SECTION)
@@ -83,7 +84,7 @@ def test_mismatched_calibration_settings_are_refused(assets, tmp_path):
 def test_speed_rows_compare_with_the_dense_model_of_the_same_job(assets):
     dense, tokenizer = stages.load_model(assets["root"] / "model", device="cpu")
     model, _ = stages.load_model(assets["root"] / "model", device="cpu")
-    options = {"batch": 1, "prefill_len": 8, "decode_tokens": 3, "repeats": 1, "warmup": 0, "device": "cpu"}
+    options = {"batch": 1, "prefill_len": 8, "decode_tokens": 8, "repeats": 1, "warmup": 0, "device": "cpu"}
     spec = RUNS["dense"]
     rows = stages.speed_records_for(dense, model, tokenizer, options, spec, run_setting(spec))
     values = {r["metric"]: r["value"] for r in rows}

@@ -437,9 +437,9 @@ def test_save_load_round_trip_gives_identical_logits(tmp_path, model_type, kind,
 
 # ---------------------------------------------------------------------------------------------- registry
 def test_registry_dispatch_and_errors(monkeypatch):
-    assert set(registry.METHODS) == {"dense", "wanda", "shortgpt", "slicegpt", "modegpt"}
+    assert set(registry.METHODS) == {"dense", "wanda", "shortgpt", "slicegpt", "modegpt", "disp_llm"}
     assert registry.METHODS["slicegpt"] == "repro.llm.methods.slicegpt:slicegpt"
-    with pytest.raises(ValueError, match="allowed kinds: dense, modegpt, shortgpt, slicegpt, wanda"):
+    with pytest.raises(ValueError, match="allowed kinds: dense, disp_llm, modegpt, shortgpt, slicegpt, wanda"):
         registry.compress("magnitude", tiny_model("phi"), None, _ids())
     model = tiny_model("phi")
     same, info, loader = registry.compress("dense", model, None, None)

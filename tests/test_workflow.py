@@ -56,6 +56,9 @@ def expected_jobs(config: dict) -> dict[str, int]:
         counts.update(
             modegpt_allocation=len(config["llm_compression"]["models"]) * n_modegpt, plot_modegpt_allocation=1
         )
+    if "disp_llm" in papers:
+        n_disp = sum(spec["method"] == "disp_llm" for spec in expand_runs(config["llm_compression"]).values())
+        counts.update(disp_llm_training=len(config["llm_compression"]["models"]) * n_disp, plot_disp_llm_training=1)
     counts["download_artifact"] = len(config.get("artifacts", {}))
     for name in config.get("prepare", []):
         counts[f"prepare_{name}"] = 1
@@ -137,8 +140,8 @@ def test_claims_are_computed(finished_run):
     claims = pd.read_parquet(finished_run / "results" / "tables" / "claims.parquet")
     assert list(claims.columns) == CLAIM_COLUMNS
     assert claims.holds.dtype == "boolean"
-    assert set(claims.paper) == {"stochastic_momentum", "heavy_ball", "llm_compression", "modegpt"}
-    assert claims.claim_id.is_unique
+    assert set(claims.paper) == {"stochastic_momentum", "heavy_ball", "llm_compression", "modegpt", "disp_llm"}
+    assert not claims.duplicated(["paper", "claim_id"]).any()  # a claim id is unique within its paper
     measured = claims.dropna(subset=["measured"])
     assert measured.holds.notna().all()  # every measured claim has a computed verdict
     assert (claims.tier == "test").all()
@@ -156,7 +159,13 @@ def test_runtime_has_a_row_per_job(finished_run):
 
 def test_figures_and_report_exist(finished_run):
     figures = sorted((finished_run / "results" / "figures").rglob("*.png"))
-    assert {f.parent.name for f in figures} == {"stochastic_momentum", "heavy_ball", "llm_compression", "modegpt"}
+    assert {f.parent.name for f in figures} == {
+        "stochastic_momentum",
+        "heavy_ball",
+        "llm_compression",
+        "modegpt",
+        "disp_llm",
+    }
     for png in figures:
         assert png.stat().st_size > 10_000, png
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

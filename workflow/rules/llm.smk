@@ -322,3 +322,65 @@ rule plot_modegpt_allocation:
         code=code("repro.llm.modegpt_report"),
     script:
         "../scripts/plot_modegpt_allocation.py"
+
+
+# DISP-LLM (NeurIPS 2024): its runs are evaluated above with the baselines; its own table is the
+# per-step hypernetwork training history of each run (loss, ratio, time, memory).  Code:
+# src/repro/llm/methods/disp_*.py (method), src/repro/kernels/gather_gemm.py (kernels) and
+# src/repro/llm/disp_report.py (training table, figure, claims).
+DISP_RUNS = [r for r, spec in LLM_RUNS.items() if spec["method"] == "disp_llm"]
+if "disp_llm" in PAPERS and not DISP_RUNS:
+    raise WorkflowError(
+        "invalid config: 'papers' lists disp_llm but llm_compression.methods has no disp_llm runs"
+    )
+PAPER_TABLES["disp_llm"] = expand(
+    "results/llm/{model}/training/{run}.parquet", model=LLM_MODELS, run=DISP_RUNS
+)
+PAPER_FIGURES["disp_llm"] = ["results/figures/disp_llm/training.png"]
+PAPER_BENCHMARKS["disp_llm"] = expand(
+    "benchmarks/disp_llm_training/{model}/{run}.tsv",
+    model=LLM_MODELS,
+    run=DISP_RUNS,
+) + ["benchmarks/plot_disp_llm_training/disp_llm.tsv"]
+
+
+rule disp_llm_training:
+    input:
+        model="results/llm/{model}/models/{run}",
+    output:
+        "results/llm/{model}/training/{run}.parquet",
+    log:
+        "logs/disp_llm_training/{model}/{run}.log",
+    benchmark:
+        "benchmarks/disp_llm_training/{model}/{run}.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        setting=llm_setting,
+        tier=TIER,
+        code=code("repro.llm.disp_report"),
+    script:
+        "../scripts/disp_llm_training.py"
+
+
+rule plot_disp_llm_training:
+    input:
+        table="results/tables/disp_llm.parquet",
+    output:
+        training=report(
+            "results/figures/disp_llm/training.png",
+            caption="../report/disp_llm_training.rst",
+            category="DISP-LLM",
+            labels={"figure": "hypernetwork training"},
+        ),
+        training_pdf="results/figures/disp_llm/training.pdf",
+    log:
+        "logs/plot_disp_llm_training/disp_llm.log",
+    benchmark:
+        "benchmarks/plot_disp_llm_training/disp_llm.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        code=code("repro.llm.disp_report"),
+    script:
+        "../scripts/plot_disp_llm_training.py"

@@ -28,6 +28,7 @@ TARGET_KEYWORDS = {
     "slicegpt": lambda target, convention: {"target_removed": target, "convention": convention},
     "shortgpt": lambda target, convention: {"ratio": target, "convention": convention},
     "modegpt": lambda target, convention: {"target_removed": target, "convention": convention},
+    "disp_llm": lambda target, convention: {"target_removed": target, "convention": convention},
 }
 
 #: method -> the name used in figure legends.
@@ -37,6 +38,7 @@ DISPLAY_NAMES = {
     "shortgpt": "ShortGPT",
     "wanda": "Wanda",
     "modegpt": "MoDeGPT",
+    "disp_llm": "DISP-LLM",
 }
 
 _RUN_NAME = re.compile(r"^[a-z0-9][a-z0-9._]*$")

@@ -177,6 +177,19 @@ def _cached_keywords(method: str, settings: Mapping[str, Any], stats: Mapping[st
     return {}
 
 
+def training_windows(tokenizer, settings: Mapping[str, Any], calibration: Mapping[str, Any]) -> torch.Tensor:
+    """DISP-LLM's training windows: ``steps x train_batch_size`` random windows of ``train_seq_len``
+    tokens from ``train_text`` (default: the calibration text), drawn with the calibration seed."""
+    steps, batch = int(settings.get("steps", 10_000)), int(settings.get("train_batch_size", 1))
+    options = {
+        "text": settings.get("train_text") or calibration["text"],
+        "n_samples": steps * batch,
+        "seq_len": int(settings.get("train_seq_len", calibration["seq_len"])),
+        "seed": int(calibration["seed"]),
+    }
+    return _windows(tokenizer, options)
+
+
 def compress(
     model_dir,
     spec: Mapping[str, Any],
@@ -196,10 +209,11 @@ def compress(
     ids = _windows(tokenizer, calibration)
     settings = dict(spec["settings"])
     settings.setdefault("batch_size", int(calibration["batch_size"]))
+    extra = _cached_keywords(spec["method"], settings, stats)
+    if spec["method"] == "disp_llm":
+        extra["train_ids"] = training_windows(tokenizer, settings, calibration)
     t0 = time.perf_counter()
-    model, info, loader = run_method(
-        spec["method"], model, tokenizer, ids, **settings, **_cached_keywords(spec["method"], settings, stats)
-    )
+    model, info, loader = run_method(spec["method"], model, tokenizer, ids, **settings, **extra)
     seconds = time.perf_counter() - t0
     info = jsonable({k: v for k, v in info.items() if k != "statistics"})
     info["run"] = spec["run"]
@@ -210,6 +224,8 @@ def compress(
         from repro.llm.methods.slicegpt import write_weights as writer
     elif loader == "modegpt":
         from repro.llm.methods.modegpt import write_weights as writer
+    elif loader == "disp_llm":
+        from repro.llm.methods.disp_llm import write_weights as writer
     save_compressed(model, tokenizer, out_dir, method=spec["method"], info=info, loader=loader, write_weights=writer)
     log.info("compressed %s in %.1f s -> %s", spec["run"], seconds, out_dir)
     return info

@@ -24,10 +24,11 @@ CLAIM_FUNCTIONS = {
     "heavy_ball": "repro.optim.heavy_ball_claims:heavy_ball_claims",
     "llm_compression": "repro.llm.claims:llm_compression_claims",
     "modegpt": "repro.llm.modegpt_report:modegpt_claims",
+    "disp_llm": "repro.llm.disp_report:disp_llm_claims",
 }
 
 #: paper -> other papers' tables its claims also read (MoDeGPT's evaluation rows sit with the baselines).
-CLAIM_EXTRA_TABLES = {"modegpt": ["llm_compression"]}
+CLAIM_EXTRA_TABLES = {"modegpt": ["llm_compression"], "disp_llm": ["llm_compression"]}
 
 
 @dataclass

@@ -25,10 +25,11 @@ METHODS: dict[str, str] = {
     "shortgpt": "repro.llm.methods.shortgpt:shortgpt",
     "slicegpt": "repro.llm.methods.slicegpt:slicegpt",
     "modegpt": "repro.llm.methods.modegpt:modegpt",
+    "disp_llm": "repro.llm.methods.disp_llm:disp_llm",
 }
 
 #: method kind -> loader name for ``save_compressed``; kinds not listed use ``"hf"``.
-LOADERS: dict[str, str] = {"slicegpt": "slicegpt", "modegpt": "modegpt"}
+LOADERS: dict[str, str] = {"slicegpt": "slicegpt", "modegpt": "modegpt", "disp_llm": "disp_llm"}
 
 
 def dense(model: nn.Module, calibration_ids: torch.Tensor | None = None, **settings: Any) -> tuple[nn.Module, dict]:
