@@ -1,0 +1,1 @@
+"""DynaMo (NAACL 2024): multi-token heads, co-occurrence statistics and dynamic multi-token decoding."""
