@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from repro.io import atomic_dir
 
 COMPRESSION_FILE = "compression.json"
 LOADERS: dict[str, Callable[..., PreTrainedModel]] = {}
@@ -64,9 +63,7 @@ def save_compressed(
     write safetensors only.  ``info`` must be JSON-serialisable (settings, counts, indices).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with atomic_dir(path) as tmp:
         if write_weights is None:
             model.save_pretrained(tmp, safe_serialization=True)
         else:
@@ -77,12 +74,6 @@ def save_compressed(
         (tmp / COMPRESSION_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         if any(p.suffix in (".bin", ".pt", ".pth") for p in tmp.iterdir()):
             raise ValueError(f"{path}: compressed models are saved as safetensors only")
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return path
 
 
