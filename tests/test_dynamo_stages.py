@@ -64,9 +64,11 @@ def test_cooccurrence_perplexity_and_decoding_rows(trained, tmp_path):
     )
     assert rows["params_extra"] == info["overhead"]["extra"]
     options = {"thresholds": [0.0, 1.0], "max_new_tokens": 6, "seeds": [0], "sampling": {"top_k": 5}}
-    decode = stages.decoding_records(model, tokenizer, table, ["the cat", "a dog"], options)
+    draft = stages.load_model(root / "model", device="cpu")[0]  # any model with the same tokenizer
+    decode = stages.decoding_records(model, tokenizer, table, ["the cat", "a dog"], options, draft=draft)
     by = {(r["dataset"], r["metric"]): r["value"] for r in decode}
     assert by[("eps_1.00", "tokens_per_step")] == 1.0 and by[("eps_1.00", "share_1")] == 1.0
     assert by[("ar", "tokens_per_step")] == 1.0
     assert by[("eps_0.00", "tokens_per_step")] > 1.0  # unseen n-grams may force back-off on some steps
-    assert all(by[(d, "continuation_ppl")] > 1 for d in ("ar", "eps_0.00", "eps_1.00"))
+    assert all(by[(d, "continuation_ppl")] > 1 for d in ("ar", "assisted", "eps_0.00", "eps_1.00"))
+    assert by[("assisted", "tokens")] == 2 * 6 and ("assisted", "tokens_per_step") not in by

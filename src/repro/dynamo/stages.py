@@ -208,8 +208,10 @@ def decoding_records(
     table: CooccurrenceTable,
     prompts: Sequence[str],
     options: Mapping[str, Any],
+    draft=None,
 ) -> list[dict]:
-    """The threshold sweep and the autoregressive reference, as rows (``dataset`` = ``eps_<value>`` / ``ar``).
+    """The threshold sweep, the autoregressive reference and, with a ``draft`` model, assisted generation,
+    as rows (``dataset`` = ``eps_<value>`` / ``ar`` / ``assisted``).
 
     ``options``: ``thresholds``, ``max_new_tokens``, ``seeds``, ``sampling`` (fields of
     :class:`SamplingConfig`).  Every generation is scored by the base model (head 1 = the dense model).
@@ -229,6 +231,14 @@ def decoding_records(
     ar = run(lambda ids, g: autoregressive_generate(model.base, ids, limit, config, g, eos))
     ar_tps = sum(len(g.tokens) for g in ar) / sum(g.seconds for g in ar)
     rows += _rows("ar", ar, ar_tps, _quality(model.base, ar))
+    if draft is not None:
+        from .assisted import assisted_generate
+
+        assisted_generate(model.base, draft, prompt_ids[0], 4, config, 0, eos)  # warm-up
+        gens = [
+            assisted_generate(model.base, draft, ids, limit, config, seed, eos) for ids in prompt_ids for seed in seeds
+        ]
+        rows += _rows("assisted", gens, ar_tps, _quality(model.base, gens))
     for eps in options["thresholds"]:
         cfg = replace(config, eps_b=float(eps))
         gens = run(lambda ids, g, cfg=cfg: dynamo_generate(model, ids, limit, table, cfg, g, eos))
@@ -240,15 +250,16 @@ def _rows(dataset: str, gens, ar_tps: float, quality: Mapping[str, float], eps: 
     tokens = sum(len(g.tokens) for g in gens)
     steps = sum(g.steps for g in gens)
     tps = tokens / sum(g.seconds for g in gens)
+    nan = float("nan")
     values = {
         "tokens": tokens,
         "steps": steps,
-        "tokens_per_step": tokens / steps,
+        "tokens_per_step": tokens / steps if steps else nan,  # assisted generation does not report steps
         "tokens_per_s": tps,
         "speedup": tps / ar_tps,
-        **{f"share_{n}": sum(s == n for g in gens for s in g.step_sizes) / steps for n in (1, 2, 3)},
+        **{f"share_{n}": sum(s == n for g in gens for s in g.step_sizes) / steps if steps else nan for n in (1, 2, 3)},
         **quality,
     }
     if eps is not None:
         values["eps_b"] = eps
-    return [{"metric": k, "value": float(v), "dataset": dataset} for k, v in values.items()]
+    return [{"metric": k, "value": float(v), "dataset": dataset} for k, v in values.items() if v == v]
