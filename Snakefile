@@ -19,6 +19,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/optim.smk"
 include: "workflow/rules/llm.smk"
+include: "workflow/rules/dynamo.smk"
 include: "workflow/rules/report.smk"
 
 

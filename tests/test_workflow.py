@@ -19,6 +19,12 @@ pytestmark = pytest.mark.workflow
 TIER_FILES = {"test": "test.yaml", "default": "config.yaml", "paper": "paper.yaml"}
 
 
+def config_papers(tier: str) -> list[str]:
+    """The papers a tier's config builds."""
+    name = {"test": "test.yaml", "default": "config.yaml", "paper": "paper.yaml"}[tier]
+    return yaml.safe_load((ROOT / "config" / name).read_text())["papers"]
+
+
 def expected_jobs(config: dict) -> dict[str, int]:
     """Job counts implied by a config: the DAG's known answer."""
     problems = config["stochastic_momentum"]["problems"]
@@ -59,6 +65,11 @@ def expected_jobs(config: dict) -> dict[str, int]:
     if "disp_llm" in papers:
         n_disp = sum(spec["method"] == "disp_llm" for spec in expand_runs(config["llm_compression"]).values())
         counts.update(disp_llm_training=len(config["llm_compression"]["models"]) * n_disp, plot_disp_llm_training=1)
+    if "dynamo" in papers:
+        n_models = len(config["dynamo"]["models"])
+        for stage in ("cooccurrence", "train", "training", "perplexity", "decoding"):
+            counts[f"dynamo_{stage}"] = n_models
+        counts["plot_dynamo"] = 1
     counts["download_artifact"] = len(config.get("artifacts", {}))
     for name in config.get("prepare", []):
         counts[f"prepare_{name}"] = 1
@@ -140,7 +151,7 @@ def test_claims_are_computed(finished_run):
     claims = pd.read_parquet(finished_run / "results" / "tables" / "claims.parquet")
     assert list(claims.columns) == CLAIM_COLUMNS
     assert claims.holds.dtype == "boolean"
-    assert set(claims.paper) == {"stochastic_momentum", "heavy_ball", "llm_compression", "modegpt", "disp_llm"}
+    assert set(claims.paper) == set(config_papers("test"))
     assert not claims.duplicated(["paper", "claim_id"]).any()  # a claim id is unique within its paper
     measured = claims.dropna(subset=["measured"])
     assert measured.holds.notna().all()  # every measured claim has a computed verdict
@@ -159,13 +170,7 @@ def test_runtime_has_a_row_per_job(finished_run):
 
 def test_figures_and_report_exist(finished_run):
     figures = sorted((finished_run / "results" / "figures").rglob("*.png"))
-    assert {f.parent.name for f in figures} == {
-        "stochastic_momentum",
-        "heavy_ball",
-        "llm_compression",
-        "modegpt",
-        "disp_llm",
-    }
+    assert {f.parent.name for f in figures} == set(config_papers("test"))
     for png in figures:
         assert png.stat().st_size > 10_000, png
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

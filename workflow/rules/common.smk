@@ -76,3 +76,13 @@ def final_targets():
         targets.append(f"results/tables/{paper}.parquet")
         targets.extend(PAPER_FIGURES[paper])
     return targets
+
+
+def dynamo_model(wc):
+    return DYNAMO_MODELS[wc.model]["path"]
+
+
+def dynamo_draft(wc):
+    """The assisted-generation draft model folder, or nothing when the config names none."""
+    draft = DYNAMO.get("decoding", {}).get("draft")
+    return {"draft": draft} if draft else {}

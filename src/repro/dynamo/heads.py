@@ -190,6 +190,39 @@ class MultiTokenModel(nn.Module):
         return out[0] if isinstance(out, tuple) else out
 
     # ------------------------------------------------------------------------------------------ forward
+    def _context(self, x: torch.Tensor, cache: MultiTokenCache | None = None):
+        """Causal mask, position ids and rotary embeddings for hidden states ``x`` ``(B, T, d)``,
+        built as the base model builds them (positions continue after the cached tokens)."""
+        from transformers.masking_utils import create_causal_mask
+
+        past = cache.get_seq_length() if cache is not None else 0
+        position_ids = (torch.arange(x.shape[1], device=x.device) + past).unsqueeze(0)
+        mask = create_causal_mask(
+            config=self.base.config,
+            inputs_embeds=x,
+            attention_mask=None,
+            cache=cache.base if cache is not None else None,
+            position_ids=position_ids,
+        )
+        rotary = self.adapter.rotary_embedding()
+        pos_emb = rotary(x, position_ids=position_ids) if rotary is not None else None
+        return mask, position_ids, pos_emb
+
+    def _stem(self, embeds: torch.Tensor, context, cache: MultiTokenCache | None) -> torch.Tensor:
+        h = embeds
+        for layer in self.adapter.decoder_layers_container()[:-1]:
+            h = self._layer(layer, h, *context, cache.base if cache is not None else None)
+        return h
+
+    def _head(self, j: int, stem: torch.Tensor, context, cache: MultiTokenCache | None) -> torch.Tensor:
+        """Final-normed hidden state of head ``j`` (1-based) from the stem output."""
+        final_norm = self.adapter.final_norm()
+        if j == 1:
+            last = self.adapter.decoder_layers_container()[-1]
+            return final_norm(self._layer(last, stem, *context, cache.base if cache is not None else None))
+        x = self._layer(self.extra_layers[j - 2], stem, *context, cache.heads[j - 2] if cache is not None else None)
+        return (self.extra_norms[j - 2] if self.own_norm else final_norm)(x)
+
     def hidden_states(
         self,
         input_ids: torch.LongTensor,
@@ -200,73 +233,35 @@ class MultiTokenModel(nn.Module):
         """Final-normed hidden states of heads ``1 .. heads`` (default all), each ``(B, T, d)``.
 
         ``cache`` (from :meth:`new_cache`) makes the call incremental: ``input_ids`` are the new
-        tokens.  ``stem_grad_scale`` scales the gradient that heads 2.. send into the stem
-        (:class:`GradScale`).
+        tokens, and every head must run (their caches stay aligned).  ``stem_grad_scale`` scales the
+        gradient that heads 2.. send into the stem (:class:`GradScale`).
         """
-        from transformers.masking_utils import create_causal_mask
-
         heads = self.n_heads if heads is None else int(heads)
         if not 1 <= heads <= self.n_heads:
             raise ValueError(f"heads must be in 1..{self.n_heads}, got {heads}")
-        adapter = self.adapter
-        embeds = adapter.embed_tokens()(input_ids)
-        past = cache.get_seq_length() if cache is not None else 0
-        position_ids = (torch.arange(input_ids.shape[1], device=input_ids.device) + past).unsqueeze(0)
-        mask = create_causal_mask(
-            config=self.base.config,
-            inputs_embeds=embeds,
-            attention_mask=None,
-            cache=cache.base if cache is not None else None,
-            position_ids=position_ids,
-        )
-        rotary = adapter.rotary_embedding()
-        pos_emb = rotary(embeds, position_ids=position_ids) if rotary is not None else None
-        layers = adapter.decoder_layers_container()
-        base_cache = cache.base if cache is not None else None
-        h = embeds
-        for layer in layers[:-1]:
-            h = self._layer(layer, h, mask, position_ids, pos_emb, base_cache)
-        stem = h
-        final_norm = adapter.final_norm()
-        outs = [final_norm(self._layer(layers[-1], stem, mask, position_ids, pos_emb, base_cache))]
-        if heads > 1:
-            branch = GradScale.apply(stem, stem_grad_scale) if stem_grad_scale != 1.0 else stem
-            for j in range(heads - 1):
-                head_cache = cache.heads[j] if cache is not None else None
-                x = self._layer(self.extra_layers[j], branch, mask, position_ids, pos_emb, head_cache)
-                norm = self.extra_norms[j] if self.own_norm else final_norm
-                outs.append(norm(x))
         if cache is not None and heads < self.n_heads:
             raise ValueError("an incremental call must run every head (their caches must stay aligned)")
+        embeds = self.adapter.embed_tokens()(input_ids)
+        context = self._context(embeds, cache)
+        stem = self._stem(embeds, context, cache)
+        outs = [self._head(1, stem, context, cache)]
+        branch = GradScale.apply(stem, stem_grad_scale) if heads > 1 and stem_grad_scale != 1.0 else stem
+        outs += [self._head(j, branch, context, cache) for j in range(2, heads + 1)]
         return outs
 
-    def heads_from_stem(self, stem: torch.Tensor) -> list[torch.Tensor]:
-        """Final-normed hidden states of heads 2 .. n from stem outputs ``(B, T, d)`` of full sequences.
-
-        The path of training with a frozen base: the stem output is computed once and cached, and
-        only the new heads run (positions ``0 .. T-1``, causal, no KV cache).
-        """
-        from transformers.masking_utils import create_causal_mask
-
-        position_ids = torch.arange(stem.shape[1], device=stem.device).unsqueeze(0)
-        mask = create_causal_mask(
-            config=self.base.config, inputs_embeds=stem, attention_mask=None, cache=None, position_ids=position_ids
-        )
-        adapter = self.adapter
-        rotary = adapter.rotary_embedding()
-        pos_emb = rotary(stem, position_ids=position_ids) if rotary is not None else None
-        final_norm = adapter.final_norm()
-        outs = []
-        for j, layer in enumerate(self.extra_layers):
-            x = self._layer(layer, stem, mask, position_ids, pos_emb, None)
-            outs.append((self.extra_norms[j] if self.own_norm else final_norm)(x))
-        return outs
+    def heads_from_stem(self, stem: torch.Tensor, heads: Sequence[int] | None = None) -> list[torch.Tensor]:
+        """Final-normed hidden states of ``heads`` (1-based; default 2 .. n) from stem outputs ``(B, T, d)``
+        of full sequences: the path of training with a frozen base, where the stem output is computed
+        once and cached (positions ``0 .. T-1``, causal, no KV cache)."""
+        heads = range(2, self.n_heads + 1) if heads is None else heads
+        context = self._context(stem)
+        return [self._head(j, stem, context, None) for j in heads]
 
     @torch.no_grad()
     def stem_states(self, input_ids: torch.LongTensor) -> torch.Tensor:
         """Stem output (the penultimate hidden state) of full sequences ``(B, T)`` -> ``(B, T, d)``."""
-        out = self.base(input_ids=input_ids, output_hidden_states=True)
-        return out.hidden_states[-2]
+        embeds = self.adapter.embed_tokens()(input_ids)
+        return self._stem(embeds, self._context(embeds), None)
 
     def logits(self, hidden: torch.Tensor, head: int, unembed_grad_scale: float = 1.0) -> torch.Tensor:
         """Logits of head ``head`` (1-based) from its hidden states, through the shared LM head."""

@@ -436,8 +436,8 @@ def _joint_ppl_identity(ppl: pd.DataFrame) -> Claim:
 
 
 def _bigrams_rare(frame: pd.DataFrame) -> Claim:
-    points = frame[(frame["eps_b"] > 0) & (frame["eps_b"] < 1)] if not frame.empty else frame
-    points = points.dropna(subset=["share_1", "share_2", "share_3"]) if not points.empty else points
+    eps = frame["eps_b"].astype(float)
+    points = frame[(eps > 0) & (eps < 1)].dropna(subset=["share_1", "share_2", "share_3"])
     measured = float(points["share_2"].max()) if len(points) else NAN
     holds = bool((points["share_2"] < np.maximum(points["share_1"], points["share_3"])).all()) if len(points) else None
     details = [

@@ -406,6 +406,19 @@ def thresholded_joint(
     zeroing_bar, backoff_bar = config.static_bars(n)
     # Thresholds are compared in float64, like the back-off test (float(max) <= bar).
     joint = torch.where(joint.double() < zeroing_bar, torch.zeros_like(joint), joint)
+    factor = None
+    if config.repetition_penalty != 1:
+        factor = repetition_factor(
+            ids, n, context_ids, config.repetition_penalty, config.repetition_scope, dtype=joint.dtype
+        )
+    return finish_level(joint, factor, config)
+
+
+def finish_level(joint: torch.Tensor, factor: torch.Tensor | None, config: SamplingConfig) -> LevelJoint:
+    """Adaptive (Otsu) zeroing, ``sample_from`` and the repetition divisor ``factor`` on a statically
+    zeroed joint ``(k,)*n``: the tail of :func:`thresholded_joint` (also run after the fused kernel
+    :func:`repro.kernels.dynamo_joint.dynamo_joint`, which returns ``joint`` and ``factor``)."""
+    zeroing_bar, backoff_bar = config.static_bars(joint.dim())
     threshold = 0.0
     use_blur = config.adaptive == "otsu" or config.sample_from == "blurred"
     blurred = gaussian_blur(joint, config.blur_kernel) if use_blur else joint
@@ -417,10 +430,8 @@ def thresholded_joint(
     if config.adaptive == "otsu":
         threshold = otsu_threshold(blurred, config.otsu_bins)
         weights = torch.where(weights.double() < threshold, torch.zeros_like(weights), weights)
-    if config.repetition_penalty != 1:
-        weights = weights / repetition_factor(
-            ids, n, context_ids, config.repetition_penalty, config.repetition_scope, dtype=weights.dtype
-        )
+    if config.repetition_penalty != 1 and factor is not None:
+        weights = weights / factor
     return LevelJoint(weights=weights, zeroing_bar=zeroing_bar, backoff_bar=backoff_bar, threshold=threshold)
 
 

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from repro.io import atomic_dir
 from repro.llm.calibration import calibration_batches
-from repro.llm.stages import load_model
+from repro.llm.stages import load_model, pick_device
 
 from .cooccurrence import CooccurrenceTable
 from .generate import autoregressive_generate, dynamo_generate
@@ -34,13 +34,17 @@ from .sampling import SamplingConfig
 from .training import train_heads
 
 __all__ = [
+    "CooccurrenceTable",
     "HEADS_FILE",
     "HEADS_INFO",
     "build_cooccurrence",
     "decoding_records",
     "load_heads",
     "perplexity_records",
+    "load_model",
+    "pick_device",
     "save_heads",
+    "text_windows",
     "tokenize_text",
     "train",
 ]
@@ -49,6 +53,18 @@ log = logging.getLogger(__name__)
 HEADS_FILE = "heads.safetensors"
 HEADS_INFO = "heads.json"
 FORMAT_VERSION = 1
+
+
+def text_windows(tokenizer, options: Mapping[str, Any]) -> torch.Tensor:
+    """The first ``max_windows`` non-overlapping ``window``-token windows of ``options["text"]`` (``(N, window)``)."""
+    ids = tokenize_text(tokenizer, options["text"])
+    window = int(options["window"])
+    n = ids.numel() // window
+    if options.get("max_windows"):
+        n = min(n, int(options["max_windows"]))
+    if n < 1:
+        raise ValueError(f"{options['text']}: fewer than {window} tokens, no perplexity window")
+    return ids[: n * window].view(n, window)
 
 
 def tokenize_text(tokenizer, path) -> torch.Tensor:

@@ -117,7 +117,7 @@ def train_heads(
                     logits = [model.logits(h, j + 1, unembed_grad_ratio) for j, h in enumerate(hidden)]
                 else:
                     with torch.no_grad():
-                        first = model.logits(model.adapter.final_norm()(_last_layer(model, cached[rows])), 1)
+                        first = model.logits(model.heads_from_stem(cached[rows], heads=[1])[0], 1)
                     hidden = model.heads_from_stem(cached[rows])
                     logits = [first] + [model.logits(h, j + 2) for j, h in enumerate(hidden)]
                 losses = head_losses(logits, ids)
@@ -144,16 +144,3 @@ def train_heads(
             p.requires_grad_(flag)
         model.eval()
     return history
-
-
-def _last_layer(model: MultiTokenModel, stem: torch.Tensor) -> torch.Tensor:
-    """Head 1's last decoder layer on cached stem outputs (full causal sequences)."""
-    from transformers.masking_utils import create_causal_mask
-
-    position_ids = torch.arange(stem.shape[1], device=stem.device).unsqueeze(0)
-    mask = create_causal_mask(
-        config=model.base.config, inputs_embeds=stem, attention_mask=None, cache=None, position_ids=position_ids
-    )
-    rotary = model.adapter.rotary_embedding()
-    pos_emb = rotary(stem, position_ids=position_ids) if rotary is not None else None
-    return model._layer(model.adapter.decoder_layers_container()[-1], stem, mask, position_ids, pos_emb, None)

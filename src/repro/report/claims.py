@@ -25,6 +25,7 @@ CLAIM_FUNCTIONS = {
     "llm_compression": "repro.llm.claims:llm_compression_claims",
     "modegpt": "repro.llm.modegpt_report:modegpt_claims",
     "disp_llm": "repro.llm.disp_report:disp_llm_claims",
+    "dynamo": "repro.dynamo.report:dynamo_claims",
 }
 
 #: paper -> other papers' tables its claims also read (MoDeGPT's evaluation rows sit with the baselines).
