@@ -21,6 +21,7 @@ import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
@@ -158,3 +159,53 @@ def write_structured_weights(
     (folder / record_file).write_text(json.dumps(record, indent=indent) + "\n")
     header = {"format_version": format_version, "model_type": adapter.model_type, "shared_keys": dropped}
     save_file(state, str(folder / weights_file), metadata={"format": "pt", loader: json.dumps(header)})
+
+
+def read_structured_weights(
+    path,
+    *,
+    loader: str,
+    label: str,
+    record_file: str,
+    weights_file: str,
+    format_version: int,
+    restructure: Callable[[PreTrainedModel, list], Any],
+    dtype: torch.dtype = torch.float32,
+    attn_implementation: str | None = None,
+) -> PreTrainedModel:
+    """Rebuild a model written by :func:`write_structured_weights` (no pickle, no remote code).
+
+    Checks the format version in the safetensors header (under ``loader``) and in the record, builds
+    the transformers model from its config, applies ``restructure(model, record["layers"])`` and
+    loads every tensor, checking that nothing is missing or unexpected and that tensors saved once
+    as shared are still tied.  ``label`` names the method in error messages.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    from transformers import AutoConfig
+
+    path = Path(path)
+    file, record_path = path / weights_file, path / record_file
+    with safe_open(str(file), framework="pt") as handle:
+        header = json.loads((handle.metadata() or {}).get(loader, "null") or "null")
+    if not header or int(header.get("format_version", -1)) != format_version:
+        raise ValueError(f"{file} is not a {label} model of format version {format_version} (header: {header})")
+    record = json.loads(record_path.read_text())
+    if int(record.get("format_version", -1)) != format_version:
+        raise ValueError(f"{record_path}: unsupported format version {record.get('format_version')}")
+    config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": False}
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    model = AutoModelForCausalLM.from_config(config, **kwargs)
+    restructure(model, record["layers"])
+    missing, unexpected = model.load_state_dict(load_file(str(file)), strict=False)
+    shared = dict(header.get("shared_keys", {}))
+    bad_missing = [key for key in missing if key not in shared]
+    if bad_missing or unexpected:
+        raise ValueError(f"{file}: state dict mismatch, missing {bad_missing[:5]}, unexpected {unexpected[:5]}")
+    current = model.state_dict(keep_vars=True)
+    untied = [key for key, kept in shared.items() if current.get(key) is not current.get(kept)]
+    if untied:
+        raise ValueError(f"{file}: {untied} were saved as shared tensors but are separate in the rebuilt model")
+    return model.eval()

@@ -54,7 +54,6 @@ from the saved sets and loads the weights, checking every key.  No pickle, no ``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -64,7 +63,7 @@ from torch import nn
 
 from repro.kernels.gather_gemm import gather_linear, linear_scatter_add
 from repro.llm.adapters import LayerAdapter, get_adapter
-from repro.llm.compressed import register_loader, write_structured_weights
+from repro.llm.compressed import read_structured_weights, register_loader, write_structured_weights
 
 __all__ = [
     "FORMAT_VERSION",
@@ -410,33 +409,14 @@ def write_weights(model: nn.Module, folder: Path) -> None:
 @register_loader("disp_llm")
 def load_disp_llm(path, record: dict | None = None, dtype: torch.dtype = torch.float32, attn_implementation=None):
     """Rebuild a model written by :func:`write_weights` (the ``"disp_llm"`` loader of ``load_compressed``)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    path = Path(path)
-    file, sets_file = path / WEIGHTS_FILE, path / INDEX_FILE
-    with safe_open(str(file), framework="pt") as handle:
-        header = json.loads((handle.metadata() or {}).get("disp_llm", "null") or "null")
-    if not header or int(header.get("format_version", -1)) != FORMAT_VERSION:
-        raise ValueError(f"{file} is not a DISP-LLM model of format version {FORMAT_VERSION} (header: {header})")
-    saved = json.loads(sets_file.read_text())
-    if int(saved.get("format_version", -1)) != FORMAT_VERSION:
-        raise ValueError(f"{sets_file}: unsupported format version {saved.get('format_version')}")
-    config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": False}
-    if attn_implementation is not None:
-        kwargs["attn_implementation"] = attn_implementation
-    model = AutoModelForCausalLM.from_config(config, **kwargs)
-    materialise(model, saved["layers"])
-    state = load_file(str(file))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    shared = dict(header.get("shared_keys", {}))
-    bad_missing = [key for key in missing if key not in shared]
-    if bad_missing or unexpected:
-        raise ValueError(f"{file}: state dict mismatch, missing {bad_missing[:5]}, unexpected {unexpected[:5]}")
-    current = model.state_dict(keep_vars=True)
-    untied = [key for key, kept in shared.items() if current.get(key) is not current.get(kept)]
-    if untied:
-        raise ValueError(f"{file}: {untied} were saved as shared tensors but are separate in the rebuilt model")
-    return model.eval()
+    return read_structured_weights(
+        path,
+        loader="disp_llm",
+        label="DISP-LLM",
+        record_file=INDEX_FILE,
+        weights_file=WEIGHTS_FILE,
+        format_version=FORMAT_VERSION,
+        restructure=materialise,
+        dtype=dtype,
+        attn_implementation=attn_implementation,
+    )

@@ -44,7 +44,6 @@ module (or :mod:`repro.llm.methods.modegpt`) registers the loader.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,7 @@ from torch import nn
 
 from repro.kernels.rope_gather import apply_rope_gather
 from repro.llm.adapters import LayerAdapter, ModelAdapter, get_adapter
-from repro.llm.compressed import register_loader, write_structured_weights
+from repro.llm.compressed import read_structured_weights, register_loader, write_structured_weights
 
 __all__ = [
     "ATTENTION_STYLES",
@@ -429,33 +428,14 @@ def load_modegpt(path, record: dict | None = None, dtype: torch.dtype = torch.fl
     parameter and buffer was loaded (keys shared with another tensor, e.g. a tied LM head, are
     checked to still be tied).
     """
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    path = Path(path)
-    file, dims_file = path / WEIGHTS_FILE, path / DIMS_FILE
-    with safe_open(str(file), framework="pt") as handle:
-        header = json.loads((handle.metadata() or {}).get("modegpt", "null") or "null")
-    if not header or int(header.get("format_version", -1)) != FORMAT_VERSION:
-        raise ValueError(f"{file} is not a MoDeGPT model of format version {FORMAT_VERSION} (header: {header})")
-    dims = json.loads(dims_file.read_text())
-    if int(dims.get("format_version", -1)) != FORMAT_VERSION:
-        raise ValueError(f"{dims_file}: unsupported format version {dims.get('format_version')}")
-    config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": False}
-    if attn_implementation is not None:
-        kwargs["attn_implementation"] = attn_implementation
-    model = AutoModelForCausalLM.from_config(config, **kwargs)
-    apply_structure(model, dims["layers"])
-    state = load_file(str(file))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    shared = dict(header.get("shared_keys", {}))
-    bad_missing = [key for key in missing if key not in shared]
-    if bad_missing or unexpected:
-        raise ValueError(f"{file}: state dict mismatch, missing {bad_missing[:5]}, unexpected {unexpected[:5]}")
-    current = model.state_dict(keep_vars=True)
-    untied = [key for key, kept in shared.items() if current.get(key) is not current.get(kept)]
-    if untied:
-        raise ValueError(f"{file}: {untied} were saved as shared tensors but are separate in the rebuilt model")
-    return model.eval()
+    return read_structured_weights(
+        path,
+        loader="modegpt",
+        label="MoDeGPT",
+        record_file=DIMS_FILE,
+        weights_file=WEIGHTS_FILE,
+        format_version=FORMAT_VERSION,
+        restructure=apply_structure,
+        dtype=dtype,
+        attn_implementation=attn_implementation,
+    )
