@@ -5,8 +5,9 @@
 #      (torch, triton, numpy, pandas, pyarrow, pytest, read from pyproject.toml; the PyPI torch wheel
 #      is a CUDA build), or, when no package index can be reached, the machine's own python with
 #      whatever torch/triton it has (versions printed; they may differ from the pins);
-#   3. pytest tests/test_kernels{,_rope_gather,_gather_gemm}.py with CUDA visible (Triton vs reference on CUDA, 2:4
-#      semi-structured matmul, plus the interpreter tests on CPU);
+#   3. pytest tests/test_kernels{,_rope_gather,_gather_gemm,_dynamo_joint}.py tests/test_dynamo_generate.py
+#      (not the interpreter tests, which CI runs) with CUDA visible (Triton vs reference on CUDA, 2:4
+#      semi-structured matmul, DynaMo generation through the fused joint builder);
 #   4. python -m repro.bench kernels --out "${OUT:-.}/kernels.parquet".
 # Exits non-zero on any failure.  Logs go next to the Parquet file.
 #
@@ -85,9 +86,19 @@ if not torch.cuda.is_available():
 print(f"device: {torch.cuda.get_device_name()} (capability {torch.cuda.get_device_capability()})")
 EOF
 
-echo "== pytest tests/test_kernels.py tests/test_kernels_rope_gather.py tests/test_kernels_gather_gemm.py"
-"$RUN_PY" -m pytest -q -p no:cacheprovider -rs tests/test_kernels.py tests/test_kernels_rope_gather.py tests/test_kernels_gather_gemm.py 2>&1 | tee "$OUT_DIR/test_kernels.log"
+TESTS="tests/test_kernels.py tests/test_kernels_rope_gather.py tests/test_kernels_gather_gemm.py tests/test_kernels_dynamo_joint.py tests/test_dynamo_generate.py"
+# The interpreter tests run on CPU in CI; on the GPU machine its own Triton/NumPy may not match the pins.
+echo "== pytest $TESTS -k 'not interpreter'"
+# shellcheck disable=SC2086
+set +e
+"$RUN_PY" -m pytest -q -p no:cacheprovider -rs -k "not interpreter" $TESTS 2>&1 | tee "$OUT_DIR/test_kernels.log"
+tests_rc=${PIPESTATUS[0]}
+set -e
 
 echo "== python -m repro.bench kernels"
 "$RUN_PY" -m repro.bench kernels --out "$OUT_DIR/kernels.parquet" 2>&1 | tee "$OUT_DIR/bench_kernels.log"
+if [[ $tests_rc -ne 0 ]]; then
+    echo "gpu_check: pytest failed (exit $tests_rc)" >&2
+    exit "$tests_rc"
+fi
 echo "gpu_check: OK"

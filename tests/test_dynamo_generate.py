@@ -66,3 +66,22 @@ def test_bad_requests_raise(setup):
         dynamo_generate(model, [], 5, table, SamplingConfig())
     with pytest.raises(ValueError, match="max_new_tokens"):
         autoregressive_generate(base, [1], 0, SamplingConfig())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_generation_through_the_fused_builder(setup):
+    """On CUDA each step's levels come from the Triton joint builder; eps_b=1 still equals AR decoding
+    on the same device, eps_b=0 still emits full blocks, and a middle eps_b mixes step sizes."""
+    base, model, table = setup
+    base_gpu = tiny_model("llama").eval().cuda()
+    base_gpu.load_state_dict(base.state_dict())
+    model_gpu = MultiTokenModel(base_gpu, n_heads=3).eval()
+    model_gpu.load_state_dict(model.state_dict())
+    cuda_gen = lambda seed: torch.Generator(device="cuda").manual_seed(seed)  # noqa: E731
+    dyn = dynamo_generate(model_gpu, [1, 2, 3], 20, table, SamplingConfig(eps_b=1.0), cuda_gen(0))
+    ar = autoregressive_generate(base_gpu, [1, 2, 3], 20, SamplingConfig(eps_b=1.0), cuda_gen(0))
+    assert dyn.tokens == ar.tokens and dyn.step_sizes == [1] * 20
+    full = dynamo_generate(model_gpu, [5, 6], 30, table, SamplingConfig(eps_b=0.0), cuda_gen(0))
+    assert full.step_sizes == [3] * 10
+    mixed = dynamo_generate(model_gpu, [9], 40, table, SamplingConfig(eps_b=0.3), cuda_gen(1))
+    assert len(mixed.tokens) == 40 and all(1 <= s <= 3 for s in mixed.step_sizes)

@@ -26,6 +26,9 @@ from repro.dynamo.cooccurrence import CooccurrenceTable
 from repro.dynamo.sampling import (
     SamplingConfig,
     candidate_grid,
+    choose_tokens,
+    fused_level_supported,
+    fused_thresholded_joint,
     head_topk,
     joint_distribution,
     repetition_factor,
@@ -456,3 +459,55 @@ def test_triton_cuda_matches_reference(clean_env, n, alpha):
     expected = dynamo_joint_reference(*base, bar)
     torch.testing.assert_close(got[0], expected[0], rtol=1e-4, atol=1e-9)
     torch.testing.assert_close(got[1], expected[1], rtol=1e-6, atol=0)
+
+
+# --- the fused path inside choose_tokens -------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("mode", ["ratio", "binary"])
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_fused_thresholded_joint_equals_reference_path(clean_env, n, mode, alpha):
+    """With the reference backend the fused level is exactly thresholded_joint's (CPU)."""
+    clean_env.setenv("REPRO_KERNELS", "reference")
+    step = make_step(3, 8, seed=n)
+    config = dataclasses.replace(SamplingConfig(), alpha_c=alpha, cooccurrence_mode=mode, eps_b=0.05)
+    got = fused_thresholded_joint(step["probs"], step["ids"], n, step["context"], step["table"], config, V)
+    want = thresholded_joint(step["probs"], step["ids"], n, step["context"], step["table"], config)
+    assert torch.equal(got.weights, want.weights)
+    assert got.threshold == want.threshold and got.backoff_bar == want.backoff_bar
+
+
+def test_fused_level_supported_only_on_cuda_with_context_scope():
+    step = make_step(3, 8)
+    logits = torch.zeros(3, V)
+    assert not fused_level_supported(logits, step["table"], SamplingConfig())  # CPU: never
+    if CUDA:
+        cuda_logits = logits.cuda()
+        assert fused_level_supported(cuda_logits, step["table"], SamplingConfig())
+        assert not fused_level_supported(
+            cuda_logits, step["table"], SamplingConfig(repetition_scope="context_and_ngram")
+        )
+        assert not fused_level_supported(cuda_logits, object(), SamplingConfig())
+        assert fused_level_supported(cuda_logits, None, SamplingConfig(alpha_c=0.0))
+
+
+@needs_cuda
+@needs_triton
+@pytest.mark.parametrize("seed", range(4))
+def test_choose_tokens_cuda_fused_matches_cpu(clean_env, seed):
+    """On CUDA choose_tokens goes through the Triton builder; its levels and choice of n agree with
+    the CPU reference path (eps_b small so the steps do not sit on the back-off bar)."""
+    step = make_step(3, 50, seed=seed)
+    config = dataclasses.replace(SamplingConfig(), eps_b=0.05)
+    logits = torch.randn(3, V, generator=torch.Generator().manual_seed(seed)) * 3
+    cpu = choose_tokens(logits, step["context"], step["table"], config)
+    gpu = choose_tokens(logits.cuda(), step["context"].cuda(), step["table"], config)
+    assert gpu.n == cpu.n
+    assert len(gpu.tokens) == gpu.n and all(0 <= t < V for t in gpu.tokens)
+    assert gpu.joint_max == pytest.approx(cpu.joint_max, rel=1e-4)
+    for n in (2, 3):
+        probs, ids = head_topk(logits, config.top_k, config.temperature, config.renormalise_topk)
+        want = thresholded_joint(probs, ids, n, step["context"], step["table"], config)
+        got = fused_thresholded_joint(probs.cuda(), ids.cuda(), n, step["context"].cuda(), step["table"], config, V)
+        torch.testing.assert_close(got.weights.cpu(), want.weights, rtol=1e-4, atol=1e-9)

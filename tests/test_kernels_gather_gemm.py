@@ -314,8 +314,10 @@ def test_triton_cuda_matches_reference(clean_env, dtype, shape):
         ("gather_linear", gather_linear, gather_linear_reference, gather_args(c)),
         ("linear_scatter_add", linear_scatter_add, linear_scatter_add_reference, scatter_args(c)),
     ):
-        assert select_backend(name, *args) == "triton"
-        got = public(*args)
+        # auto keeps cuBLAS (the Triton GEMM measured slower on an H200); forced Triton is tested here
+        assert select_backend(name, *args) == "reference"
+        assert select_backend(name, *args, backend="triton") == "triton"
+        got = public(*args, backend="triton")
         expected = ref_fn(*args)
         assert got.dtype == expected.dtype and got.shape == expected.shape
         torch.testing.assert_close(got.float(), expected.float(), **tol)

@@ -349,4 +349,9 @@ def test_triton_cuda_matches_reference(clean_env, dtype, shape):
         if dtype == torch.float32:  # a fused multiply-add may change the last bit
             torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
         else:
-            assert torch.equal(a, b)
+            # Compiled for a GPU, a product may skip its rounding to fp16/bf16 before the sum (the
+            # interpreter tests check the bit-for-bit rounding): allow one rounding step at the
+            # products' scale, |x| (|cos|, |sin| <= 1).
+            eps = torch.finfo(dtype).eps
+            scale = float(max(args[0].abs().max(), args[1].abs().max()))
+            torch.testing.assert_close(a.float(), b.float(), rtol=eps, atol=eps * scale)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .heads import MultiTokenModel
+from .heads import MultiTokenModel, cache_keyword
 from .sampling import CooccurrenceLookup, SamplingConfig, choose_tokens
 
 __all__ = ["Generation", "autoregressive_generate", "dynamo_generate"]
@@ -122,7 +122,8 @@ def autoregressive_generate(
     cache = DynamicCache(config=base.config)
     _sync(device)
     t0 = time.perf_counter()
-    logits = base(input_ids=torch.tensor([gen.prompt], device=device), cache=cache, use_cache=True).logits
+    cache_kw = {cache_keyword(type(base).forward): cache}
+    logits = base(input_ids=torch.tensor([gen.prompt], device=device), use_cache=True, **cache_kw).logits
     gen.forward_passes = 1
     _sync(device)
     gen.prefill_seconds = time.perf_counter() - t0
@@ -133,7 +134,7 @@ def autoregressive_generate(
             break
         new = torch.tensor([gen.tokens[-1:]], device=device)
         context = torch.cat([context, new[0]])
-        logits = base(input_ids=new, cache=cache, use_cache=True).logits
+        logits = base(input_ids=new, use_cache=True, **cache_kw).logits
         gen.forward_passes += 1
     _sync(device)
     gen.seconds = time.perf_counter() - t0

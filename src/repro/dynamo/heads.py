@@ -33,7 +33,9 @@ Supported architectures: Llama (SmolLM2) and GPT-NeoX (Pythia), through the LLM 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import functools
+import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,8 +55,20 @@ __all__ = [
 ]
 
 INITS = ("normal", "copy_last")
-# The keyword under which each architecture's decoder layer takes its KV cache.
-_CACHE_KWARG = {"llama": "cache", "gpt_neox": "layer_past"}
+SUPPORTED_MODEL_TYPES = ("llama", "gpt_neox")
+_CACHE_KEYWORDS = ("cache", "past_key_values", "layer_past", "past_key_value")
+
+
+@functools.cache
+def cache_keyword(fn: Callable) -> str:
+    """The keyword under which ``fn`` (a decoder layer's or model's ``forward``, or
+    ``create_causal_mask``) takes its KV cache: ``layer_past`` for GPT-NeoX layers, and ``cache`` in
+    transformers >= 5.2x where earlier 5.x releases said ``past_key_values``."""
+    params = inspect.signature(fn).parameters
+    for name in _CACHE_KEYWORDS:
+        if name in params:
+            return name
+    raise TypeError(f"{getattr(fn, '__qualname__', fn)} takes none of the KV-cache keywords {_CACHE_KEYWORDS}")
 
 
 def layer_parameters_from_config(config: Any) -> int:
@@ -133,8 +147,10 @@ class MultiTokenModel(nn.Module):
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
         adapter = get_adapter(base)
-        if adapter.model_type not in _CACHE_KWARG:
-            raise ValueError(f"DynaMo heads support {sorted(_CACHE_KWARG)}; got model_type {adapter.model_type!r}")
+        if adapter.model_type not in SUPPORTED_MODEL_TYPES:
+            raise ValueError(
+                f"DynaMo heads support {list(SUPPORTED_MODEL_TYPES)}; got model_type {adapter.model_type!r}"
+            )
         if adapter.num_layers < 2:
             raise ValueError("DynaMo needs at least 2 decoder layers (a stem and head 1)")
         self.base = base
@@ -183,7 +199,7 @@ class MultiTokenModel(nn.Module):
         )
 
     def _layer(self, layer: nn.Module, h, mask, position_ids, position_embeddings, cache) -> torch.Tensor:
-        kwargs = {_CACHE_KWARG[self.model_type]: cache, "use_cache": cache is not None}
+        kwargs = {cache_keyword(type(layer).forward): cache, "use_cache": cache is not None}
         out = layer(
             h, attention_mask=mask, position_ids=position_ids, position_embeddings=position_embeddings, **kwargs
         )
@@ -201,8 +217,8 @@ class MultiTokenModel(nn.Module):
             config=self.base.config,
             inputs_embeds=x,
             attention_mask=None,
-            cache=cache.base if cache is not None else None,
             position_ids=position_ids,
+            **{cache_keyword(create_causal_mask): cache.base if cache is not None else None},
         )
         rotary = self.adapter.rotary_embedding()
         pos_emb = rotary(x, position_ids=position_ids) if rotary is not None else None

@@ -435,6 +435,64 @@ def finish_level(joint: torch.Tensor, factor: torch.Tensor | None, config: Sampl
     return LevelJoint(weights=weights, zeroing_bar=zeroing_bar, backoff_bar=backoff_bar, threshold=threshold)
 
 
+def fused_level_supported(head_logits: torch.Tensor, table: CooccurrenceLookup | None, config: SamplingConfig) -> bool:
+    """Whether :func:`choose_tokens` builds each level with the fused kernel (brief §7).
+
+    Only on CUDA (on the CPU the kernel's reference is this module's own code, one table rebuild
+    slower), for the ratio/binary table of :class:`~repro.dynamo.cooccurrence.CooccurrenceTable`
+    (or no table at ``alpha_c == 0``) and the repetition scope ``"context"`` the kernel implements.
+    """
+    from repro.dynamo.cooccurrence import CooccurrenceTable
+
+    if not head_logits.is_cuda:
+        return False
+    if config.repetition_penalty != 1 and config.repetition_scope != "context":
+        return False
+    if config.alpha_c == 0:
+        return True
+    return isinstance(table, CooccurrenceTable)
+
+
+def fused_thresholded_joint(
+    probs: torch.Tensor,
+    ids: torch.Tensor,
+    n: int,
+    context_ids: torch.Tensor,
+    table: CooccurrenceLookup | None,
+    config: SamplingConfig,
+    vocab_size: int,
+) -> LevelJoint:
+    """:func:`thresholded_joint` through :func:`repro.kernels.dynamo_joint.dynamo_joint` (Triton on CUDA).
+
+    Equal to ``thresholded_joint`` up to float32 rounding (exactly, with the reference backend);
+    ``tests/test_dynamo_sampling.py`` checks both paths pick the same level and tokens.
+    """
+    from repro.kernels.dynamo_joint import context_membership, dynamo_joint
+
+    device = probs.device
+    if config.alpha_c == 0 or table is None:
+        keys = torch.zeros(0, dtype=torch.long, device=device)
+        ratios = torch.zeros(0, dtype=torch.float32, device=device)
+    else:
+        keys, ratios = table._on(n, device)
+        if config.cooccurrence_mode == "binary":
+            ratios = torch.ones_like(ratios)
+    mask = context_membership(context_ids.to(device), vocab_size)
+    zeroing_bar = config.static_bars(n)[0]
+    joint, factor = dynamo_joint(
+        probs[:n].float().contiguous(),
+        ids[:n].contiguous(),
+        keys,
+        ratios,
+        vocab_size,
+        float(config.alpha_c),
+        mask,
+        float(config.repetition_penalty),
+        zeroing_bar,
+    )
+    return finish_level(joint, factor if config.repetition_penalty != 1 else None, config)
+
+
 def sample_cells(weights: torch.Tensor, num_samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw grid cells with probability proportional to ``weights`` (with replacement): ``(num_samples, ndim)``."""
     flat = torch.multinomial(weights.reshape(-1), num_samples, replacement=True, generator=generator)
@@ -462,8 +520,12 @@ def choose_tokens(
     if context_ids.dim() != 1:
         raise ValueError(f"context_ids must be 1-D, got shape {tuple(context_ids.shape)}")
     probs, ids = head_topk(head_logits, config.top_k, config.temperature, config.renormalise_topk)
+    fused = fused_level_supported(head_logits, table, config)
     for n in range(min(config.max_tokens, head_logits.shape[0]), 1, -1):
-        level = thresholded_joint(probs, ids, n, context_ids, table, config)
+        if fused:
+            level = fused_thresholded_joint(probs, ids, n, context_ids, table, config, head_logits.shape[1])
+        else:
+            level = thresholded_joint(probs, ids, n, context_ids, table, config)
         joint_max = float(level.weights.max())
         if joint_max <= level.backoff_bar:
             continue  # back off to n - 1 tokens

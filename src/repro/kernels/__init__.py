@@ -15,8 +15,8 @@ environment variable ``REPRO_KERNELS`` (or a ``backend=`` argument, which wins o
 
 ``auto`` (default)
     Triton when every tensor argument is a CUDA tensor, Triton is importable (and not in
-    interpreter mode) and the kernel supports the arguments (dtype, sizes); the reference
-    otherwise.  CPU tensors always get the reference, even with ``TRITON_INTERPRET=1``: the
+    interpreter mode), the kernel supports the arguments (dtype, sizes) and its Triton version is
+    not marked slower than the reference (``Kernel.auto_triton``); the reference otherwise.  CPU tensors always get the reference, even with ``TRITON_INTERPRET=1``: the
     interpreter is a testing tool, far slower than the reference.
 ``reference``
     Always the reference.
@@ -77,6 +77,9 @@ class Kernel:
     paper: str = ""
     triton_supports: Callable[..., str | None] = field(default=lambda *a, **k: None)
     bench_cases: Callable[[torch.device], list[BenchCase]] = field(default=lambda device: [])
+    # False where the Triton version measured slower than the reference on a GPU: ``auto`` then keeps
+    # the reference, and ``REPRO_KERNELS=triton`` (or ``backend="triton"``) still selects Triton.
+    auto_triton: bool = True
 
     def implementation(self, backend: str) -> Callable[..., Any]:
         if backend == "reference":
@@ -178,6 +181,7 @@ def select_backend(name: str, *args: Any, backend: str | None = None, **kwargs: 
     if mode == "auto":  # never the interpreter: it is for tests
         if (
             on_cuda
+            and kernel.auto_triton
             and have_triton
             and not triton_interpreter_active()
             and kernel.triton_supports(*args, **kwargs) is None
