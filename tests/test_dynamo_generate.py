@@ -85,3 +85,23 @@ def test_cuda_generation_through_the_fused_builder(setup):
     assert full.step_sizes == [3] * 10
     mixed = dynamo_generate(model_gpu, [9], 40, table, SamplingConfig(eps_b=0.3), cuda_gen(1))
     assert len(mixed.tokens) == 40 and all(1 <= s <= 3 for s in mixed.step_sizes)
+
+
+def test_heads_disabled_top1_is_plain_greedy_decoding(setup):
+    """max_tokens=1 (heads 2..n never used) with top_k=1 and no repetition penalty is greedy
+    decoding: token for token what Hugging Face's generate(do_sample=False) emits."""
+    base, model, table = setup
+    config = SamplingConfig(max_tokens=1, top_k=1, repetition_penalty=1.0)
+    for prompt in ([1, 2, 3], [40, 7], [99]):
+        dyn = dynamo_generate(model, prompt, 24, table, config, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            out = base.generate(
+                torch.tensor([prompt]),
+                attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                max_new_tokens=24,
+                min_new_tokens=24,
+                do_sample=False,
+                pad_token_id=0,
+            )
+        assert dyn.tokens == out[0, len(prompt) :].tolist()
+        assert dyn.step_sizes == [1] * 24

@@ -453,3 +453,29 @@ def test_default_config_is_valid():
     cfg.validate()
     assert (cfg.top_k, cfg.temperature, cfg.repetition_penalty, cfg.max_tokens) == (50, 0.7, 1.1, 3)
     assert cfg.static_bars(3) == (0.25, 0.25) and cfg.static_bars(2) == (0.5, 0.5)
+
+
+# ----------------------------------------------------------------------------------- all-ones table
+class OnesTable:
+    """Every n-gram seen with ratio 1: co-occurrence masking must then be a no-op."""
+
+    def lookup(self, candidates: torch.Tensor, mode: str = "ratio") -> torch.Tensor:
+        return torch.ones(candidates.shape[:-1])
+
+
+@pytest.mark.parametrize("mode", ["ratio", "binary"])
+@pytest.mark.parametrize("alpha_c", [0.5, 1.0, 2.0])
+def test_all_ones_table_changes_nothing(mode, alpha_c):
+    plain = SamplingConfig(alpha_c=0.0, eps_b=0.2)
+    masked = dataclasses.replace(plain, alpha_c=alpha_c, cooccurrence_mode=mode)
+    for seed in range(6):
+        logits = random_logits(seed)
+        context = torch.tensor([1, 5, 9])
+        probs, ids = head_topk(logits, plain.top_k, plain.temperature)
+        for n in (2, 3):
+            a = thresholded_joint(probs, ids, n, context, None, plain)
+            b = thresholded_joint(probs, ids, n, context, OnesTable(), masked)
+            assert torch.equal(a.weights, b.weights) and a.threshold == b.threshold
+        x = choose_tokens(logits, context, None, plain, torch.Generator().manual_seed(seed))
+        y = choose_tokens(logits, context, OnesTable(), masked, torch.Generator().manual_seed(seed))
+        assert x == y
