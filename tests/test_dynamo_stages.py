@@ -65,10 +65,60 @@ def test_cooccurrence_perplexity_and_decoding_rows(trained, tmp_path):
     assert rows["params_extra"] == info["overhead"]["extra"]
     options = {"thresholds": [0.0, 1.0], "max_new_tokens": 6, "seeds": [0], "sampling": {"top_k": 5}}
     draft = stages.load_model(root / "model", device="cpu")[0]  # any model with the same tokenizer
-    decode = stages.decoding_records(model, tokenizer, table, ["the cat", "a dog"], options, draft=draft)
+    samples: list[dict] = []
+    decode = stages.decoding_records(model, tokenizer, table, ["the cat", "a dog"], options, draft, samples)
+    assert len(samples) == 4 * 2  # ar, assisted, two thresholds; two prompts, one seed
+    assert {s["dataset"] for s in samples} == {"ar", "assisted", "eps_0.00", "eps_1.00"}
+    for s in samples:
+        assert s["continuation"] == tokenizer.decode(s["tokens"], skip_special_tokens=True)
+    # eps_b = 1 is autoregressive decoding under the same seed: the same continuation
+    same = {(s["dataset"], s["prompt"]): s["continuation"] for s in samples}
+    assert same[("eps_1.00", "the cat")] == same[("ar", "the cat")]
     by = {(r["dataset"], r["metric"]): r["value"] for r in decode}
     assert by[("eps_1.00", "tokens_per_step")] == 1.0 and by[("eps_1.00", "share_1")] == 1.0
     assert by[("ar", "tokens_per_step")] == 1.0
     assert by[("eps_0.00", "tokens_per_step")] > 1.0  # unseen n-grams may force back-off on some steps
     assert all(by[(d, "continuation_ppl")] > 1 for d in ("ar", "assisted", "eps_0.00", "eps_1.00"))
     assert by[("assisted", "tokens")] == 2 * 6 and ("assisted", "tokens_per_step") not in by
+
+
+class ScriptedJudge:
+    """Prefers whichever continuation contains 'good'; otherwise a tie; 'junk' makes it ramble."""
+
+    def compare(self, prompt, candidate, reference):
+        if "junk" in candidate:
+            return "invalid"
+        if ("good" in candidate) != ("good" in reference):
+            return "win" if "good" in candidate else "loss"
+        return "tie"
+
+
+def test_generations_round_trip_and_judge_rows(tmp_path):
+    samples = [
+        {"dataset": "ar", "prompt": "p", "seed": 0, "continuation": "plain", "tokens": [1]},
+        {"dataset": "ar", "prompt": "q", "seed": 0, "continuation": "good", "tokens": [2]},
+        {"dataset": "ar", "prompt": "r", "seed": 0, "continuation": "plain", "tokens": [3]},
+        {"dataset": "eps_0.50", "prompt": "p", "seed": 0, "continuation": "good", "tokens": [4]},
+        {"dataset": "eps_0.50", "prompt": "q", "seed": 0, "continuation": "plain", "tokens": [5]},
+        {"dataset": "eps_0.50", "prompt": "r", "seed": 0, "continuation": "good", "tokens": [6]},
+        {"dataset": "eps_0.00", "prompt": "p", "seed": 0, "continuation": "junk", "tokens": [7]},
+    ]
+    path = tmp_path / "generations.jsonl"
+    stages.write_generations(samples, path)
+    assert stages.read_generations(path) == samples
+    rows = {(r["dataset"], r["metric"]): r["value"] for r in stages.judge_records(samples, ScriptedJudge())}
+    assert rows[("eps_0.50", "wins")] == 2 and rows[("eps_0.50", "losses")] == 1
+    assert rows[("eps_0.50", "win_rate")] == 2.0
+    assert rows[("eps_0.00", "invalid")] == 1 and ("eps_0.00", "win_rate") not in rows  # no loss: undefined
+
+
+def test_bad_generation_files_are_named(tmp_path):
+    path = tmp_path / "generations.jsonl"
+    path.write_text('{"dataset": "ar", "prompt": "p", "seed": 0, "continuation": "x"}\nnot json\n')
+    with pytest.raises(ValueError, match=r"generations.jsonl:2: not a JSON line"):
+        stages.read_generations(path)
+    path.write_text('{"dataset": "ar", "prompt": "p"}\n')
+    with pytest.raises(ValueError, match=r"generations.jsonl:1: generation record lacks \['continuation', 'seed'\]"):
+        stages.read_generations(path)
+    with pytest.raises(ValueError, match="no 'ar' generations"):
+        stages.judge_records([{"dataset": "eps_0.00", "prompt": "p", "seed": 0, "continuation": "x"}], ScriptedJudge())

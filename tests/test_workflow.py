@@ -70,6 +70,8 @@ def expected_jobs(config: dict) -> dict[str, int]:
         for stage in ("cooccurrence", "train", "training", "perplexity", "decoding"):
             counts[f"dynamo_{stage}"] = n_models
         counts["plot_dynamo"] = 1
+        if config["dynamo"].get("judge"):
+            counts["dynamo_judge"] = n_models
     counts["download_artifact"] = len(config.get("artifacts", {}))
     for name in config.get("prepare", []):
         counts[f"prepare_{name}"] = 1

@@ -1,4 +1,4 @@
-"""Rules dynamo_{cooccurrence,train,perplexity,decoding}: one DynaMo stage each (repro.dynamo.stages)."""
+"""Rules dynamo_{cooccurrence,train,perplexity,decoding,judge}: one DynaMo stage each (repro.dynamo.stages)."""
 
 from repro.dynamo import stages
 from repro.io import write_parquet
@@ -43,8 +43,26 @@ with job_context(snakemake) as job:  # noqa: F821
             draft = None
             if snakemake.input.get("draft"):
                 draft = stages.load_model(snakemake.input.draft, params.dtype, str(device))[0]
-            records = stages.decoding_records(model, tokenizer, table, params.options["prompts"], params.options, draft)
+            samples: list[dict] = []
+            records = stages.decoding_records(
+                model, tokenizer, table, params.options["prompts"], params.options, draft, samples
+            )
+            stages.write_generations(samples, snakemake.output.generations)
             method = {"ar": "autoregressive", "assisted": "assisted"}
+            records = [{"method": method.get(r["dataset"], "dynamo"), **r} for r in records]
+        elif stage == "judge":
+            from repro.dynamo.judge import PairwiseJudge
+
+            judge_model, judge_tokenizer = stages.load_model(snakemake.input.judge, params.dtype, str(device))
+            judge = PairwiseJudge.from_model(
+                judge_model,
+                judge_tokenizer,
+                max_new_tokens=int(params.options.get("max_new_tokens", 16)),
+                seed=int(params.options.get("seed", 0)),
+            )
+            samples = stages.read_generations(snakemake.input.generations)
+            records = stages.judge_records(samples, judge)
+            method = {"assisted": "assisted"}
             records = [{"method": method.get(r["dataset"], "dynamo"), **r} for r in records]
         else:
             raise ValueError(f"unknown DynaMo stage {stage!r}")
@@ -56,4 +74,4 @@ with job_context(snakemake) as job:  # noqa: F821
             provenance=job.provenance(device=device_name(device)),
             model=snakemake.wildcards.model,
         )
-        write_parquet(table, snakemake.output.rows if stage == "cooccurrence" else snakemake.output[0])
+        write_parquet(table, snakemake.output.rows)

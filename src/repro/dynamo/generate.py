@@ -14,6 +14,7 @@ algorithmic speed-up), and the wall-clock time covers the prompt's prefill and e
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -83,7 +84,7 @@ def dynamo_generate(
     cache = model.new_cache()
     _sync(device)
     t0 = time.perf_counter()
-    logits = model(torch.tensor([gen.prompt], device=device), cache)
+    logits = model(torch.tensor([gen.prompt], device=device), cache, last_only=True)
     gen.forward_passes = 1
     _sync(device)
     gen.prefill_seconds = time.perf_counter() - t0
@@ -95,7 +96,7 @@ def dynamo_generate(
             break
         new = torch.tensor([gen.tokens[-gen.step_sizes[-1] :]], device=device)
         context = torch.cat([context, new[0]])
-        logits = model(new, cache)
+        logits = model(new, cache, last_only=True)
         gen.forward_passes += 1
     _sync(device)
     gen.seconds = time.perf_counter() - t0
@@ -123,6 +124,8 @@ def autoregressive_generate(
     _sync(device)
     t0 = time.perf_counter()
     cache_kw = {cache_keyword(type(base).forward): cache}
+    if "logits_to_keep" in inspect.signature(base.forward).parameters:
+        cache_kw["logits_to_keep"] = 1  # the last position only, as DynaMo's last_only
     logits = base(input_ids=torch.tensor([gen.prompt], device=device), use_cache=True, **cache_kw).logits
     gen.forward_passes = 1
     _sync(device)

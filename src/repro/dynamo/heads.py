@@ -287,9 +287,16 @@ class MultiTokenModel(nn.Module):
             weight = GradScale.apply(weight, unembed_grad_scale)
         return F.linear(hidden, weight, lm.bias)
 
-    def forward(self, input_ids: torch.LongTensor, cache: MultiTokenCache | None = None) -> list[torch.Tensor]:
-        """Logits of every head at every position: a list of ``n_heads`` tensors ``(B, T, V)``."""
+    def forward(
+        self, input_ids: torch.LongTensor, cache: MultiTokenCache | None = None, last_only: bool = False
+    ) -> list[torch.Tensor]:
+        """Logits of every head at every position: a list of ``n_heads`` tensors ``(B, T, V)``.
+
+        ``last_only``: only the last position's logits, ``(B, 1, V)`` per head (decoding needs no
+        more; the unembedding is the largest matrix of a small model, as ``logits_to_keep=1``)."""
         hidden = self.hidden_states(input_ids, cache)
+        if last_only:
+            hidden = [h[:, -1:] for h in hidden]
         return [self.logits(h, j + 1) for j, h in enumerate(hidden)]
 
 

@@ -6,7 +6,10 @@
   per-step history);
 * :func:`perplexity_records`: per-head and joint perplexity and the parameter overhead;
 * :func:`decoding_records`: the threshold sweep (tokens per step, step-size shares, wall-clock
-  tokens/s against autoregressive decoding of the same model, offline quality) on the prompts.
+  tokens/s against autoregressive decoding of the same model, offline quality) on the prompts, and
+  the generated continuations (``generations.jsonl``);
+* :func:`judge_records`: the pairwise win rate of each decoding against autoregressive decoding,
+  by a local judge model (paper tier; brief §5.3).
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ __all__ = [
     "HEADS_INFO",
     "build_cooccurrence",
     "decoding_records",
+    "judge_records",
+    "read_generations",
+    "write_generations",
     "load_heads",
     "perplexity_records",
     "load_model",
@@ -225,12 +231,15 @@ def decoding_records(
     prompts: Sequence[str],
     options: Mapping[str, Any],
     draft=None,
+    samples: list[dict] | None = None,
 ) -> list[dict]:
     """The threshold sweep, the autoregressive reference and, with a ``draft`` model, assisted generation,
     as rows (``dataset`` = ``eps_<value>`` / ``ar`` / ``assisted``).
 
     ``options``: ``thresholds``, ``max_new_tokens``, ``seeds``, ``sampling`` (fields of
     :class:`SamplingConfig`).  Every generation is scored by the base model (head 1 = the dense model).
+    ``samples``, when given, receives one dict per generation: ``dataset``, ``prompt``, ``seed``,
+    ``continuation`` (decoded text) and ``tokens``.
     """
     config = SamplingConfig(**dict(options.get("sampling") or {}))
     prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
@@ -239,26 +248,99 @@ def decoding_records(
     eos = tokenizer.eos_token_id
     rows: list[dict] = []
 
+    from tqdm.auto import tqdm
+
+    runs = len(options["thresholds"]) + 1 + (draft is not None)
+    bar = tqdm(total=runs * len(prompt_ids) * len(seeds), desc="generations", mininterval=5)
+
     def run(fn) -> list:
-        return [fn(ids, torch.Generator().manual_seed(seed)) for ids in prompt_ids for seed in seeds]
+        out = []
+        for ids in prompt_ids:
+            for seed in seeds:
+                out.append(fn(ids, torch.Generator().manual_seed(seed)))
+                bar.update()
+        return out
+
+    def keep(dataset: str, gens) -> None:
+        if samples is None:
+            return
+        pairs = [(prompt, seed) for prompt in prompts for seed in seeds]
+        for (prompt, seed), g in zip(pairs, gens):
+            text = tokenizer.decode(g.tokens, skip_special_tokens=True)
+            samples.append(
+                {"dataset": dataset, "prompt": prompt, "seed": seed, "continuation": text, "tokens": g.tokens}
+            )
 
     # warm-up (first calls allocate caches and kernels)
     autoregressive_generate(model.base, prompt_ids[0], 4, config, torch.Generator().manual_seed(0))
     ar = run(lambda ids, g: autoregressive_generate(model.base, ids, limit, config, g, eos))
     ar_tps = sum(len(g.tokens) for g in ar) / sum(g.seconds for g in ar)
     rows += _rows("ar", ar, ar_tps, _quality(model.base, ar))
+    keep("ar", ar)
     if draft is not None:
         from .assisted import assisted_generate
 
         assisted_generate(model.base, draft, prompt_ids[0], 4, config, 0, eos)  # warm-up
-        gens = [
-            assisted_generate(model.base, draft, ids, limit, config, seed, eos) for ids in prompt_ids for seed in seeds
-        ]
+        gens = run(lambda ids, g: assisted_generate(model.base, draft, ids, limit, config, int(g.initial_seed()), eos))
         rows += _rows("assisted", gens, ar_tps, _quality(model.base, gens))
+        keep("assisted", gens)
     for eps in options["thresholds"]:
         cfg = replace(config, eps_b=float(eps))
         gens = run(lambda ids, g, cfg=cfg: dynamo_generate(model, ids, limit, table, cfg, g, eos))
         rows += _rows(f"eps_{float(eps):.2f}", gens, ar_tps, _quality(model.base, gens), eps=float(eps))
+        keep(f"eps_{float(eps):.2f}", gens)
+    bar.close()
+    return rows
+
+
+def write_generations(samples: Sequence[Mapping[str, Any]], path) -> None:
+    """One JSON object per line (``dataset, prompt, seed, continuation, tokens``), written atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(dict(s)) + "\n" for s in samples), encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_generations(path) -> list[dict]:
+    """The samples of :func:`write_generations`; a clear error naming the file and line otherwise."""
+    path = Path(path)
+    samples = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            sample = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{i}: not a JSON line ({err.msg})") from None
+        missing = {"dataset", "prompt", "seed", "continuation"} - set(sample)
+        if missing:
+            raise ValueError(f"{path}:{i}: generation record lacks {sorted(missing)}")
+        samples.append(sample)
+    return samples
+
+
+def judge_records(samples: Sequence[Mapping[str, Any]], judge, reference: str = "ar") -> list[dict]:
+    """Win rate of every decoding against ``reference`` on the same (prompt, seed), by ``judge``
+    (a :class:`~repro.dynamo.judge.PairwiseJudge`): rows ``wins``, ``losses``, ``ties``, ``invalid``,
+    ``win_rate`` per ``dataset`` (brief §5.3: wins / losses, ties excluded)."""
+    from tqdm.auto import tqdm
+
+    from .judge import win_rate
+
+    base = {(s["prompt"], s["seed"]): s["continuation"] for s in samples if s["dataset"] == reference}
+    if not base:
+        raise ValueError(f"no {reference!r} generations to judge against")
+    others = [s for s in samples if s["dataset"] != reference]
+    outcomes: dict[str, list[str]] = {}
+    for s in tqdm(others, desc="judge", mininterval=5):
+        key = (s["prompt"], s["seed"])
+        if key not in base:
+            raise ValueError(
+                f"{s['dataset']}: no {reference!r} generation for prompt {s['prompt']!r}, seed {s['seed']}"
+            )
+        outcomes.setdefault(s["dataset"], []).append(judge.compare(s["prompt"], s["continuation"], base[key]))
+    rows = []
+    for dataset, results in outcomes.items():
+        # win_rate is NaN without a loss: that row is left out, as the decoding rows leave out NaNs
+        rows += [{"metric": k, "value": float(v), "dataset": dataset} for k, v in win_rate(results).items() if v == v]
     return rows
 
 

@@ -100,9 +100,10 @@ def train_heads(
     cached = None
     if not train_base:  # frozen base: every window's stem output once, then only the heads run
         model.eval()
-        cached = torch.cat(
-            [model.stem_states(train_ids[i : i + batch_size].to(device)) for i in range(0, len(train_ids), batch_size)]
+        starts = tqdm(
+            range(0, len(train_ids), batch_size), desc="stem cache", disable=not progress, leave=False, mininterval=5
         )
+        cached = torch.cat([model.stem_states(train_ids[i : i + batch_size].to(device)) for i in starts])
     history: list[dict[str, Any]] = []
     model.train()
     try:
