@@ -122,3 +122,18 @@ def test_bad_generation_files_are_named(tmp_path):
         stages.read_generations(path)
     with pytest.raises(ValueError, match="no 'ar' generations"):
         stages.judge_records([{"dataset": "eps_0.00", "prompt": "p", "seed": 0, "continuation": "x"}], ScriptedJudge())
+
+
+def test_streamed_training_and_counting_from_disk(trained, tmp_path):
+    """The paper tier's options: training batches and n-gram counts read the text in pieces."""
+    root, texts, _ = trained
+    options = {**OPTIONS, "steps": 2, "stream": True, "progress": False}
+    info = stages.train(root / "model", texts["train"], options, tmp_path / "heads", device="cpu")
+    assert info["training"]["stream"] is True and len(info["history"]) == 2
+    assert info["tokens"] == 2 * OPTIONS["batch_size"] * OPTIONS["seq_len"]
+    whole = stages.build_cooccurrence(root / "model", texts["train"], {"min_count": 1}, tmp_path / "a.safetensors")
+    pieces = stages.build_cooccurrence(
+        root / "model", texts["train"], {"min_count": 1, "chunk_chars": 2000}, tmp_path / "b.safetensors"
+    )
+    assert pieces["tokens"] == pytest.approx(whole["tokens"], rel=0.01)  # BPE merges may differ at a cut
+    assert 0 < pieces["entries_2"] <= whole["entries_2"] + 50

@@ -30,6 +30,7 @@ from repro.llm.calibration import calibration_batches
 from repro.llm.stages import load_model, pick_device
 
 from .cooccurrence import CooccurrenceTable
+from .corpus import TokenPieces, stream_windows
 from .generate import autoregressive_generate, dynamo_generate
 from .heads import MultiTokenModel, layer_parameters_from_config
 from .metrics import continuation_nll, distinct_n, multi_token_perplexity, repetition_rate
@@ -88,18 +89,21 @@ def build_cooccurrence(model_dir, text, options: Mapping[str, Any], out_path) ->
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    ids = tokenize_text(tokenizer, text)
+    chunk_chars = options.get("chunk_chars")
+    # chunk_chars: stream the text in pieces (each read once per order; n-grams stay within a piece)
+    documents = [tokenize_text(tokenizer, text)] if chunk_chars is None else TokenPieces(tokenizer, text, chunk_chars)
     t0 = time.perf_counter()
     table = CooccurrenceTable.build(
-        [ids],
+        documents,
         len(tokenizer),
         orders=tuple(int(n) for n in options.get("orders", (2, 3))),
         min_count=int(options.get("min_count", 2)),
         max_entries=options.get("max_entries"),
+        progress=chunk_chars is not None,
     )
     seconds = time.perf_counter() - t0
     table.save(out_path)
-    summary = {"tokens": int(ids.numel()), "seconds": seconds, "memory_bytes": table.memory_bytes()}
+    summary = {"tokens": table.total_tokens, "seconds": seconds, "memory_bytes": table.memory_bytes()}
     summary.update({f"entries_{n}": int(k) for n, k in table.kept.items()})
     summary.update({f"distinct_{n}": int(t) for n, t in table.ngram_totals.items()})
     return summary
@@ -159,10 +163,13 @@ def train(
         "seed": int(options.get("seed", 0)),
     }
     model = MultiTokenModel(base, arch["n_heads"], own_norm=arch["own_norm"], init=arch["init"], seed=arch["seed"])
-    steps, batch = int(options["steps"]), int(options.get("batch_size", 8))
-    windows = calibration_batches(
-        tokenizer, Path(text).read_text(encoding="utf-8"), steps * batch, int(options["seq_len"]), arch["seed"]
-    )
+    steps, batch, seq_len = int(options["steps"]), int(options.get("batch_size", 8)), int(options["seq_len"])
+    if options.get("stream", False):  # a corpus too large for memory (paper tier): batches read from disk
+        windows = stream_windows(tokenizer, text, seq_len=seq_len, batch_size=batch, steps=steps, seed=arch["seed"])
+    else:
+        windows = calibration_batches(
+            tokenizer, Path(text).read_text(encoding="utf-8"), steps * batch, seq_len, arch["seed"]
+        )
     keys = ("lr_base", "head_lr_ratio", "stem_grad_ratio", "unembed_grad_ratio", "train_base", "warmup_fraction")
     settings = {k: options[k] for k in (*keys, "weight_decay", "loss_weights", "progress") if k in options}
     t0 = time.perf_counter()
@@ -177,11 +184,12 @@ def train(
         "training": {
             "steps": steps,
             "batch_size": batch,
-            "seq_len": int(options["seq_len"]),
+            "seq_len": seq_len,
+            "stream": bool(options.get("stream", False)),
             "text": str(text),
             **settings,
         },
-        "tokens": int(windows.numel()),
+        "tokens": steps * batch * seq_len,
         "seconds": seconds,
         "peak_rss_mb": peak_rss_mb(),
         "overhead": overhead,
@@ -189,7 +197,7 @@ def train(
         "history": history,
     }
     save_heads(model, out_dir, info)
-    log.info("DynaMo heads: %d steps, %d tokens in %.0f s -> %s", steps, windows.numel(), seconds, out_dir)
+    log.info("DynaMo heads: %d steps, %d tokens in %.0f s -> %s", steps, info["tokens"], seconds, out_dir)
     return info
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -46,20 +47,26 @@ def cosine_with_warmup(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _check(model: MultiTokenModel, train_ids: torch.Tensor, steps: int, batch_size: int, loss_weights: str) -> None:
+def _check(model: MultiTokenModel, train_ids, steps: int, batch_size: int, loss_weights: str) -> None:
     if model.n_heads < 2:
         raise ValueError("nothing to train: the model has a single head")
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
     if loss_weights not in LOSS_WEIGHTS:
         raise ValueError(f"loss_weights must be one of {LOSS_WEIGHTS}, got {loss_weights!r}")
-    if train_ids.dim() != 2 or train_ids.shape[1] <= model.n_heads:
-        raise ValueError(f"training windows must be (n, T) with T > {model.n_heads}, got {tuple(train_ids.shape)}")
+    if not isinstance(train_ids, torch.Tensor):
+        return  # a stream of batches: each batch is checked as it arrives
+    _check_windows(model, train_ids)
+
+
+def _check_windows(model: MultiTokenModel, ids: torch.Tensor) -> None:
+    if ids.dim() != 2 or ids.shape[1] <= model.n_heads:
+        raise ValueError(f"training windows must be (n, T) with T > {model.n_heads}, got {tuple(ids.shape)}")
 
 
 def train_heads(
     model: MultiTokenModel,
-    train_ids: torch.Tensor,
+    train_ids: torch.Tensor | Iterable[torch.Tensor],
     *,
     steps: int,
     batch_size: int = 8,
@@ -78,7 +85,10 @@ def train_heads(
 ) -> list[dict[str, Any]]:
     """Train ``model``'s heads in place on ``train_ids`` windows; return one record per step.
 
-    Step ``t`` uses windows ``t * batch_size ...`` (cycled; shuffle the windows beforehand).  Records:
+    Step ``t`` uses windows ``t * batch_size ...`` (cycled; shuffle the windows beforehand).  Or
+    ``train_ids`` is an iterable of ``(batch_size, T)`` batches, one per step (a corpus streamed from
+    disk, :func:`repro.dynamo.corpus.stream_windows`); with a frozen base the stem then runs per batch
+    instead of being cached.  Records:
     ``step``, ``lr_base``, ``lr_heads``, ``loss``, ``ce_1`` .. ``ce_n`` (per-head cross-entropy, nats)
     and ``seconds`` (elapsed, including the stem cache when the base is frozen).
     """
@@ -98,7 +108,8 @@ def train_heads(
     warmup = int(round(warmup_fraction * steps))
     t0 = time.perf_counter()
     cached = None
-    if not train_base:  # frozen base: every window's stem output once, then only the heads run
+    batches = None if isinstance(train_ids, torch.Tensor) else iter(train_ids)
+    if not train_base and batches is None:  # frozen base: every window's stem output once, then only the heads
         model.eval()
         starts = tqdm(
             range(0, len(train_ids), batch_size), desc="stem cache", disable=not progress, leave=False, mininterval=5
@@ -111,15 +122,23 @@ def train_heads(
             torch.manual_seed(seed)
             bar = tqdm(range(steps), desc=f"DynaMo heads ({model.n_heads})", disable=not progress, leave=False)
             for step in bar:
-                rows = [(step * batch_size + j) % len(train_ids) for j in range(batch_size)]
-                ids = train_ids[rows].to(device)
-                if cached is None:
+                if batches is None:
+                    rows = [(step * batch_size + j) % len(train_ids) for j in range(batch_size)]
+                    ids = train_ids[rows].to(device)
+                else:
+                    ids = next(batches, None)
+                    if ids is None:
+                        raise ValueError(f"the stream of training batches ended after {step} of {steps} steps")
+                    _check_windows(model, ids)
+                    ids = ids.to(device)
+                if train_base:
                     hidden = model.hidden_states(ids, stem_grad_scale=stem_grad_ratio)
                     logits = [model.logits(h, j + 1, unembed_grad_ratio) for j, h in enumerate(hidden)]
                 else:
                     with torch.no_grad():
-                        first = model.logits(model.heads_from_stem(cached[rows], heads=[1])[0], 1)
-                    hidden = model.heads_from_stem(cached[rows])
+                        stem = cached[rows] if cached is not None else model.stem_states(ids)
+                        first = model.logits(model.heads_from_stem(stem, heads=[1])[0], 1)
+                    hidden = model.heads_from_stem(stem)
                     logits = [first] + [model.logits(h, j + 2) for j, h in enumerate(hidden)]
                 losses = head_losses(logits, ids)
                 # with a frozen base head 1's loss has no gradient: it is reported, and in "mean" still counted
