@@ -75,36 +75,19 @@ def test_stream_windows_cover_the_stream_in_shuffled_order(tmp_path):
     seq_len, batch = 16, 4
     n_windows = ids.numel() // seq_len
     steps = n_windows // batch
-    batches = list(
-        stream_windows(
-            tok,
-            tmp_path / "c.txt",
-            seq_len=seq_len,
-            batch_size=batch,
-            steps=steps,
-            shuffle_buffer=10**6,
-            chunk_chars=250,
-        )
-    )
+
+    def read():
+        options = dict(seq_len=seq_len, batch_size=batch, steps=steps, shuffle_buffer=10**6, chunk_chars=250)
+        return list(stream_windows(tok, tmp_path / "c.txt", **options))
+
+    batches = read()
     assert len(batches) == steps and all(b.shape == (batch, seq_len) for b in batches)
     got = [tuple(w.tolist()) for b in batches for w in b]
     # every emitted window is a distinct consecutive, non-overlapping window of the token stream
-    pool = {tuple(w.tolist()) for w in ids[: n_windows * seq_len].reshape(n_windows, seq_len)}
-    assert set(got) <= pool and len(set(got)) == len(got) == steps * batch
-    assert got != sorted(
-        got, key=lambda w: [tuple(x.tolist()) for x in ids[: n_windows * seq_len].reshape(n_windows, seq_len)].index(w)
-    )  # shuffled
-    again = list(
-        stream_windows(
-            tok,
-            tmp_path / "c.txt",
-            seq_len=seq_len,
-            batch_size=batch,
-            steps=steps,
-            shuffle_buffer=10**6,
-            chunk_chars=250,
-        )
-    )
+    in_order = [tuple(w.tolist()) for w in ids[: n_windows * seq_len].reshape(n_windows, seq_len)]
+    assert set(got) <= set(in_order) and len(set(got)) == len(got) == steps * batch
+    assert got != sorted(got, key=in_order.index)  # shuffled
+    again = read()
     assert all(torch.equal(a, b) for a, b in zip(batches, again))  # seeded
 
 
