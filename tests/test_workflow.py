@@ -72,6 +72,14 @@ def expected_jobs(config: dict) -> dict[str, int]:
         counts["plot_dynamo"] = 1
         if config["dynamo"].get("judge"):
             counts["dynamo_judge"] = n_models
+    if "halfhop" in papers:
+        section = config["halfhop"]
+        counts["halfhop_graph"] = len(section["graphs"])
+        for stage in ("supervised", "cost", "ssl"):
+            if stage in section:
+                counts[f"halfhop_{stage}"] = len(section[stage].get("graphs") or section["graphs"])
+        counts["halfhop_sweep"] = len(section.get("homophily_sweep", {}).get("homophily", []))
+        counts["plot_halfhop"] = 1
     counts["download_artifact"] = len(config.get("artifacts", {}))
     for name in config.get("prepare", []):
         counts[f"prepare_{name}"] = 1

@@ -82,6 +82,47 @@ def dynamo_model(wc):
     return DYNAMO_MODELS[wc.model]["path"]
 
 
+# Files each Half-Hop graph loader reads (repro.graphs.datasets.load_graph); csbm reads none.
+HALFHOP_LOADER_FILES = {
+    "wordnet_hypernym": [
+        "resources/wordnet/synsets.parquet",
+        "resources/wordnet/edges_hypernym.parquet",
+    ],
+    "wordnet_domain_topic": [
+        "resources/wordnet/synsets.parquet",
+        "resources/wordnet/edges_domain_topic.parquet",
+    ],
+    "drosophila": ["resources/graphs/drosophila.npz"],
+    "csbm": [],
+}
+
+
+def halfhop_graph_inputs(wc):
+    """The prepared resources the {graph}'s loader reads."""
+    spec = config["halfhop"]["graphs"][wc.graph]
+    return {"resources": HALFHOP_LOADER_FILES[spec["loader"]]}
+
+
+def halfhop_stage_graphs(section, stage):
+    """Graphs a Half-Hop stage runs on: its own `graphs` list, else every configured graph;
+    a stage whose section is absent runs on none."""
+    if stage not in section:
+        return []
+    graphs = section[stage].get("graphs") or list(section.get("graphs", {}))
+    unknown = sorted(set(graphs) - set(section.get("graphs", {})))
+    if unknown:
+        raise WorkflowError(
+            f"invalid config: halfhop.{stage}.graphs names {unknown}, "
+            f"not among halfhop.graphs ({sorted(section.get('graphs', {}))})"
+        )
+    return graphs
+
+
+def halfhop_stage_options(section, stage):
+    """A stage's options without its `graphs` list (params: other graphs' changes rerun nothing)."""
+    return {k: v for k, v in (section.get(stage) or {}).items() if k != "graphs"}
+
+
 def dynamo_draft(wc):
     """The assisted-generation draft model folder, or nothing when the config names none."""
     draft = DYNAMO.get("decoding", {}).get("draft")

@@ -26,6 +26,7 @@ CLAIM_FUNCTIONS = {
     "modegpt": "repro.llm.modegpt_report:modegpt_claims",
     "disp_llm": "repro.llm.disp_report:disp_llm_claims",
     "dynamo": "repro.dynamo.report:dynamo_claims",
+    "halfhop": "repro.graphs.report:halfhop_claims",
 }
 
 #: paper -> other papers' tables its claims also read (MoDeGPT's evaluation rows sit with the baselines).
