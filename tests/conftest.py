@@ -77,3 +77,20 @@ def offline_hf(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     return cache
+
+
+def run_interpreter_tests(test_file: str) -> tuple[int, str]:
+    """Run ``test_file``'s ``interpreter`` tests in a fresh pytest with ``TRITON_INTERPRET=1`` set
+    before Python starts (Triton reads it at import); returns ``(n_passed, output)``, and asserts
+    that pytest exited cleanly."""
+    import re
+
+    env = {**os.environ, "TRITON_INTERPRET": "1", "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    env.pop("REPRO_KERNELS", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "interpreter and not subprocess"]
+    proc = subprocess.run([*cmd, test_file], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    passed = re.search(r"(\d+) passed", out)
+    return (int(passed.group(1)) if passed else 0), out

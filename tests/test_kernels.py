@@ -9,16 +9,13 @@ The CUDA tests run only where a GPU is present (scripts/gpu_check.sh).
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import run_interpreter_tests
 from repro import kernels
 from repro.kernels import KERNELS, KernelBackendError, available_backends, dispatch, select_backend
 from repro.kernels.nm_sparsity import (
@@ -241,15 +238,8 @@ def test_bad_mode_raises(clean_env):
 @pytest.mark.skipif(INTERPRETER, reason="already inside the interpreter run")
 def test_triton_interpreter_subprocess():
     """Run this file's ``interpreter`` tests in a fresh pytest with TRITON_INTERPRET=1 set before import."""
-    env = {**os.environ, "TRITON_INTERPRET": "1", "CUDA_VISIBLE_DEVICES": ""}
-    env.pop("REPRO_KERNELS", None)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "interpreter and not subprocess"]
-    proc = subprocess.run([*cmd, __file__], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
-    passed = re.search(r"(\d+) passed", out)
-    assert passed and int(passed.group(1)) >= len(NM) * len(DTYPES), out
+    passed, out = run_interpreter_tests(__file__)
+    assert passed >= len(NM) * len(DTYPES), out
     assert "skipped" not in out, out
 
 

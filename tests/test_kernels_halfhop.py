@@ -13,10 +13,6 @@ run only where a GPU is present.
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +21,7 @@ from torch_geometric.data import Data
 from torch_geometric.nn import GCNConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
+from conftest import run_interpreter_tests
 from repro import kernels
 from repro.graphs.halfhop import half_hop, half_hop_structure, slow_node_endpoints
 from repro.kernels import KERNELS, KernelBackendError, dispatch, select_backend
@@ -333,15 +330,8 @@ def test_forced_triton_on_cpu_raises(clean_env):
 @pytest.mark.skipif(INTERPRETER, reason="already inside the interpreter run")
 def test_triton_interpreter_subprocess():
     """Run this file's ``interpreter`` tests in a fresh pytest with TRITON_INTERPRET=1 set before import."""
-    env = {**os.environ, "TRITON_INTERPRET": "1", "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-    env.pop("REPRO_KERNELS", None)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "interpreter and not subprocess"]
-    proc = subprocess.run([*cmd, __file__], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
-    passed = re.search(r"(\d+) passed", out)
-    assert passed and int(passed.group(1)) >= len(SHAPES) + 5, out
+    passed, out = run_interpreter_tests(__file__)
+    assert passed >= len(SHAPES) + 5, out
     assert "skipped" not in out, out
 
 
