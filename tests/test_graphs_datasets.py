@@ -210,7 +210,7 @@ def test_graph_stats_on_a_hand_made_graph():
 
 
 def test_load_graph_dispatch(resources):
-    assert set(GRAPH_NAMES) == {"wordnet_hypernym", "wordnet_domain_topic", "drosophila", "csbm"}
+    assert set(GRAPH_NAMES) == {"wordnet_hypernym", "wordnet_domain_topic", "drosophila", "csbm", "pyg"}
     data = load_graph("wordnet_domain_topic", resources, {"min_class_size": 1})
     assert data.name == "wordnet_domain_topic"
     assert load_graph("drosophila", str(resources), {"side": "right"}).name == "drosophila_right"

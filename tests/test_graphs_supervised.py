@@ -9,7 +9,7 @@ from torch_geometric.datasets import KarateClub
 from torch_geometric.transforms import HalfHop
 
 from repro.graphs import supervised
-from repro.graphs.models import GCNEncoder, build_model, canonical_model_name
+from repro.graphs.models import GCNEncoder, build_model, canonical_model_name, feature_dropout
 from repro.graphs.supervised import (
     SWEEP_METRICS,
     apply_transform,
@@ -70,6 +70,20 @@ def test_model_details_and_bad_names():
         build_model("GCN", 5, 8, 3, depth=0)
     enc = GCNEncoder(5, (16, 8))
     assert enc(torch.randn(7, 5), torch.tensor([[0, 1, 2], [1, 2, 3]])).shape == (7, 8)
+
+
+def test_feature_dropout_is_inverted_dropout():
+    x = torch.full((400, 250), 3.0, requires_grad=True)
+    assert feature_dropout(x, 0.5, training=False) is x
+    assert feature_dropout(x, 0.0, training=True) is x
+    torch.manual_seed(0)
+    out = feature_dropout(x, 0.25, training=True)
+    kept = out != 0
+    # every entry is dropped or scaled by 1 / (1 - p); the kept share is near 1 - p (100,000 draws)
+    assert torch.equal(out[kept], torch.full_like(out[kept], 4.0))
+    assert abs(kept.float().mean().item() - 0.75) < 0.01
+    out.sum().backward()
+    assert torch.allclose(x.grad, kept.float() / 0.75)  # d out / d x = mask / (1 - p)
 
 
 def test_split_masks_columns():

@@ -208,6 +208,18 @@ def test_bad_config_fails_before_any_job(tmp_path):
     assert not (work / "results").exists()
 
 
+def test_pyg_graph_must_name_a_torch_geometric_artifact(tmp_path):
+    """A paper-tier `pyg` graph whose artifact is not a torch_geometric entry stops the dry run, naming it."""
+    config = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    config["halfhop"]["graphs"]["cora"] = {"loader": "pyg", "options": {"artifact": "no_such_artifact"}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    proc = run_snakemake(
+        ROOT, "-n", "--configfile", str(tmp_path / "bad.yaml"), "--directory", str(tmp_path), check=False
+    )
+    assert proc.returncode != 0
+    assert "halfhop.graphs.cora (loader pyg) needs options.artifact" in proc.stdout + proc.stderr
+
+
 def test_failing_job_leaves_no_output_and_logs_the_cause(tmp_path):
     work = copy_workflow(tmp_path)
     config = yaml.safe_load((work / "config" / "test.yaml").read_text())

@@ -98,9 +98,39 @@ HALFHOP_LOADER_FILES = {
 
 
 def halfhop_graph_inputs(wc):
-    """The prepared resources the {graph}'s loader reads."""
+    """The prepared resources the {graph}'s loader reads (a `pyg` graph: its downloaded artifact)."""
     spec = config["halfhop"]["graphs"][wc.graph]
+    if spec["loader"] == "pyg":
+        return {"resources": [f"resources/artifacts/{halfhop_pyg_artifact(wc.graph)}"]}
     return {"resources": HALFHOP_LOADER_FILES[spec["loader"]]}
+
+
+def halfhop_pyg_artifact(graph):
+    """The torch_geometric artifact a `pyg` graph reads, checked against config['artifacts']."""
+    options = config["halfhop"]["graphs"][graph].get("options", {})
+    artifact = options.get("artifact")
+    spec = config.get("artifacts", {}).get(artifact)
+    if spec is None or spec.get("kind") != "torch_geometric":
+        raise WorkflowError(
+            f"invalid config: halfhop.graphs.{graph} (loader pyg) needs options.artifact naming a "
+            f"torch_geometric entry of 'artifacts'; got {artifact!r}"
+        )
+    return artifact
+
+
+def halfhop_graph_spec(graph):
+    """The {graph}'s loader and options; a `pyg` graph gets its dataset class and arguments
+    from its artifact's entry, so the two cannot disagree."""
+    spec = config["halfhop"]["graphs"][graph]
+    if spec["loader"] != "pyg":
+        return spec
+    artifact = config["artifacts"][halfhop_pyg_artifact(graph)]
+    options = {
+        "dataset": artifact["dataset"],
+        "kwargs": artifact.get("kwargs") or {},
+        **spec.get("options", {}),
+    }
+    return {**spec, "options": options}
 
 
 def halfhop_stage_graphs(section, stage):

@@ -51,7 +51,7 @@ rule halfhop_graph:
         "../../environment.yml"
     threads: 1
     params:
-        graph=lambda wc: HALFHOP_GRAPHS[wc.graph],
+        graph=lambda wc: halfhop_graph_spec(wc.graph),
         options={},
         tier=TIER,
         code=code("repro.graphs.stages", "repro.graphs.datasets"),
@@ -70,9 +70,9 @@ rule halfhop_supervised:
         "benchmarks/halfhop_supervised/{graph}.tsv"
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: 1
     params:
-        graph=lambda wc: HALFHOP_GRAPHS[wc.graph],
+        graph=lambda wc: halfhop_graph_spec(wc.graph),
         options=halfhop_stage_options(HALFHOP, "supervised"),
         tier=TIER,
         code=code("repro.graphs.stages", "repro.graphs.datasets"),
@@ -91,9 +91,9 @@ rule halfhop_cost:
         "benchmarks/halfhop_cost/{graph}.tsv"
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: 1
     params:
-        graph=lambda wc: HALFHOP_GRAPHS[wc.graph],
+        graph=lambda wc: halfhop_graph_spec(wc.graph),
         options=halfhop_stage_options(HALFHOP, "cost"),
         tier=TIER,
         code=code("repro.graphs.stages", "repro.graphs.datasets"),
@@ -112,9 +112,9 @@ rule halfhop_ssl:
         "benchmarks/halfhop_ssl/{graph}.tsv"
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: 1
     params:
-        graph=lambda wc: HALFHOP_GRAPHS[wc.graph],
+        graph=lambda wc: halfhop_graph_spec(wc.graph),
         options=halfhop_stage_options(HALFHOP, "ssl"),
         tier=TIER,
         code=code("repro.graphs.stages", "repro.graphs.datasets"),
@@ -131,7 +131,7 @@ rule halfhop_sweep:
         "benchmarks/halfhop_sweep/h{homophily}.tsv"
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: 1
     params:
         options=lambda wc: {
             **HALFHOP.get("homophily_sweep", {}),

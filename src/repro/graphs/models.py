@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import BatchNorm, GATConv, GCNConv, SAGEConv
@@ -39,6 +40,21 @@ def canonical_model_name(name: str) -> str:
     if key not in _ALIASES:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)} (or GraphSAGE)")
     return _ALIASES[key]
+
+
+def feature_dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """Inverted dropout (``F.dropout``'s semantics: keep with probability ``1 - p``, scale by ``1 / (1 - p)``).
+
+    On CPU the mask is drawn as ``rand >= p``, which measured about 3x faster than
+    ``F.dropout`` on the 2-core machines of the default tier (torch 2.13, 0.35M to 1.2M
+    elements), where ``F.dropout`` took most of a GCN epoch; elsewhere ``F.dropout`` is used.
+    """
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu":
+        return F.dropout(x, p=p, training=True)
+    keep = torch.rand_like(x) >= p
+    return x * keep * (1.0 / (1.0 - p))
 
 
 class NodeClassifier(nn.Module):
@@ -56,7 +72,7 @@ class NodeClassifier(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         for i, conv in enumerate(self.convs):
-            x = F.dropout(x, p=self.dropout, training=self.training)
+            x = feature_dropout(x, self.dropout, self.training)
             x = conv(x, edge_index)
             if i < len(self.convs) - 1:
                 x = self.activation(x)

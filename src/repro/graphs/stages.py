@@ -57,7 +57,7 @@ from repro.graphs.halfhop import (
     slow_node_endpoints,
 )
 from repro.graphs.homophily import class_insensitive_homophily, edge_homophily, node_homophily
-from repro.graphs.models import MODEL_NAMES, NodeClassifier, build_model
+from repro.graphs.models import MODEL_NAMES, NodeClassifier, build_model, feature_dropout
 from repro.graphs.ssl import AUGMENTS, HH_ALPHA, HH_P, METHODS, PROBE_CS, ssl_records
 from repro.graphs.supervised import _accounted_step, resolve_device, split_masks, sweep_records
 
@@ -325,7 +325,7 @@ class _FirstLayerSwap(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         model, edge_index = self.model, self.graph.edge_index
         for i, conv in enumerate(model.convs):
-            x = F.dropout(x, p=model.dropout, training=self.training)
+            x = feature_dropout(x, model.dropout, self.training)
             if i == 0:
                 x = lean_first_layer(conv, x, self.graph) if self.mode == "lean" else self._propagate(conv, x)
             else:
