@@ -21,6 +21,7 @@ include: "workflow/rules/optim.smk"
 include: "workflow/rules/llm.smk"
 include: "workflow/rules/dynamo.smk"
 include: "workflow/rules/halfhop.smk"
+include: "workflow/rules/neural.smk"
 include: "workflow/rules/report.smk"
 
 

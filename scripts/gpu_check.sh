@@ -5,7 +5,7 @@
 #      (torch, triton, numpy, pandas, pyarrow, pytest, read from pyproject.toml; the PyPI torch wheel
 #      is a CUDA build), or, when no package index can be reached, the machine's own python with
 #      whatever torch/triton it has (versions printed; they may differ from the pins);
-#   3. pytest tests/test_kernels{,_rope_gather,_gather_gemm,_dynamo_joint}.py tests/test_dynamo_generate.py
+#   3. pytest tests/test_kernels{,_rope_gather,_gather_gemm,_dynamo_joint,_halfhop,_neighbour_mining}.py tests/test_dynamo_generate.py
 #      (not the interpreter tests, which CI runs) with CUDA visible (Triton vs reference on CUDA, 2:4
 #      semi-structured matmul, DynaMo generation through the fused joint builder);
 #   4. python -m repro.bench kernels --out "${OUT:-.}/kernels.parquet".
@@ -86,7 +86,7 @@ if not torch.cuda.is_available():
 print(f"device: {torch.cuda.get_device_name()} (capability {torch.cuda.get_device_capability()})")
 EOF
 
-TESTS="tests/test_kernels.py tests/test_kernels_rope_gather.py tests/test_kernels_gather_gemm.py tests/test_kernels_dynamo_joint.py tests/test_dynamo_generate.py"
+TESTS="tests/test_kernels.py tests/test_kernels_rope_gather.py tests/test_kernels_gather_gemm.py tests/test_kernels_dynamo_joint.py tests/test_kernels_halfhop.py tests/test_kernels_neighbour_mining.py tests/test_dynamo_generate.py"
 # The interpreter tests run on CPU in CI; on the GPU machine its own Triton/NumPy may not match the pins.
 echo "== pytest $TESTS -k 'not interpreter'"
 # shellcheck disable=SC2086

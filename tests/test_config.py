@@ -82,3 +82,13 @@ def test_bad_files_are_named(tmp_path):
     bad.write_text("tier: [unclosed\n")
     with pytest.raises(ConfigError, match="bad.yaml is not valid YAML"):
         load_and_validate(bad, SCHEMA)
+
+
+def test_free_form_options_may_repeat_values():
+    """Keyword arguments passed through free-form objects (a loader's options) are not sweep lists."""
+    config = copy.deepcopy(_load())
+    config["neural_data"]["reach"]["options"]["split"] = [0.4, 0.4, 0.2]
+    validate_config(config, SCHEMA)
+    config["swap_vae"]["seeds"] = [1, 1]
+    with pytest.raises(ConfigError, match=r"key 'swap_vae.seeds'"):
+        validate_config(config, SCHEMA)

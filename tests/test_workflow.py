@@ -80,6 +80,19 @@ def expected_jobs(config: dict) -> dict[str, int]:
                 counts[f"halfhop_{stage}"] = len(section[stage].get("graphs") or section["graphs"])
         counts["halfhop_sweep"] = len(section.get("homophily_sweep", {}).get("homophily", []))
         counts["plot_halfhop"] = 1
+    for paper in ("swap_vae", "myow"):
+        if paper in papers:
+            section = config[paper]
+            runs = len(section["datasets"]) * len(section["models"]) * len(section.get("seeds", [0]))
+            counts["neural_train"] = counts.get("neural_train", 0) + runs
+            counts["neural_evaluate"] = counts.get("neural_evaluate", 0) + runs
+            counts["plot_neural"] = counts.get("plot_neural", 0) + 1
+            images = section.get("images") if paper == "myow" else None
+            if images:
+                counts["neural_images"] = (
+                    len(images["datasets"]) * len(images["models"]) * len(images.get("seeds", [0]))
+                )
+                counts["plot_myow_images"] = 1
     counts["download_artifact"] = len(config.get("artifacts", {}))
     for name in config.get("prepare", []):
         counts[f"prepare_{name}"] = 1

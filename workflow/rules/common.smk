@@ -153,6 +153,102 @@ def halfhop_stage_options(section, stage):
     return {k: v for k, v in (section.get(stage) or {}).items() if k != "graphs"}
 
 
+NEURAL_SECTION_KEYS = ("datasets", "models", "seeds")
+
+
+def check_neural_config(cfg, papers, data):
+    """Swap-VAE / MYOW sections must exist and name configured datasets."""
+    for paper in papers:
+        section = cfg.get(paper)
+        if not section:
+            raise WorkflowError(
+                f"invalid config: 'papers' lists {paper} but the config has no '{paper}' section"
+            )
+        unknown = sorted(set(section["datasets"]) - set(data))
+        if unknown:
+            raise WorkflowError(
+                f"invalid config: {paper}.datasets names {unknown}, not among neural_data "
+                f"({sorted(data)})"
+            )
+
+
+def neural_runs(cfg, paper):
+    """(dataset, model, seed) of every representation a paper trains."""
+    section = cfg[paper]
+    return [
+        (d, m, s)
+        for d in section["datasets"]
+        for m in section["models"]
+        for s in section.get("seeds", [0])
+    ]
+
+
+def neural_image_runs(cfg, paper):
+    """(image set, model, seed) of MYOW's image experiments (none without `images`)."""
+    images = cfg[paper].get("images") if paper == "myow" else None
+    if not images:
+        return []
+    return [
+        (i, m, s)
+        for i in images["datasets"]
+        for m in images["models"]
+        for s in images.get("seeds", [0])
+    ]
+
+
+def neural_image_figures(cfg, paper):
+    return ["images"] if neural_image_runs(cfg, paper) else []
+
+
+def neural_rep_files(cfg, paper):
+    return [
+        f"results/{paper}/{d}/{m}/s{s}/representations.npz"
+        for d, m, s in neural_runs(cfg, paper)
+    ]
+
+
+def neural_tables(cfg, paper):
+    runs = neural_runs(cfg, paper)
+    return (
+        [f"results/{paper}/{d}/{m}/s{s}/training.parquet" for d, m, s in runs]
+        + [f"results/{paper}/{d}/{m}/s{s}/decoding.parquet" for d, m, s in runs]
+        + [
+            f"results/myow/images/{i}/{m}/s{s}.parquet"
+            for i, m, s in neural_image_runs(cfg, paper)
+        ]
+    )
+
+
+def neural_benchmarks(cfg, paper):
+    runs = neural_runs(cfg, paper)
+    return (
+        [f"benchmarks/neural_train/{paper}/{d}/{m}/s{s}.tsv" for d, m, s in runs]
+        + [f"benchmarks/neural_evaluate/{paper}/{d}/{m}/s{s}.tsv" for d, m, s in runs]
+        + [
+            f"benchmarks/neural_images/{i}/{m}/s{s}.tsv"
+            for i, m, s in neural_image_runs(cfg, paper)
+        ]
+        + [f"benchmarks/plot_neural/{paper}.tsv"]
+        + (
+            ["benchmarks/plot_myow_images/myow.tsv"]
+            if neural_image_runs(cfg, paper)
+            else []
+        )
+    )
+
+
+def neural_train_options(cfg, paper, model):
+    """Training options of one model: the paper's `train` settings plus `model_options[model]`
+    (none for `raw`, which trains nothing)."""
+    if model == "raw":
+        return {}
+    section = cfg[paper]
+    return {
+        **section.get("train", {}),
+        **section.get("model_options", {}).get(model, {}),
+    }
+
+
 def dynamo_draft(wc):
     """The assisted-generation draft model folder, or nothing when the config names none."""
     draft = DYNAMO.get("decoding", {}).get("draft")

@@ -35,6 +35,7 @@ PREPARED = {
     ),
     "fashion_mnist": (["fashion_mnist"], ["resources/images/fashion_mnist.npz"]),
     "digits": ([], ["resources/images/digits.npz"]),
+    "tiny_images": ([], ["resources/tiny/images.npz"]),  # test tier: synthetic shapes
     "connectome": (["graspologic"], ["resources/graphs/drosophila.npz"]),
     "wikitext2": (
         ["wikitext2"],
@@ -212,6 +213,21 @@ rule prepare_digits:
         code=code("repro.data.images"),
     script:
         "../scripts/prepare_digits.py"
+
+
+rule prepare_tiny_images:
+    output:
+        "resources/tiny/images.npz",
+    log:
+        "logs/prepare_tiny_images/tiny_images.log",
+    benchmark:
+        "benchmarks/prepare_tiny_images/tiny_images.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        code=code("repro.data.images"),
+    script:
+        "../scripts/prepare_tiny_images.py"
 
 
 rule prepare_connectome:

@@ -59,3 +59,41 @@ def prepare_digits(output) -> tuple:
     save_npz(output, images=digits.images.astype(np.uint8), target=digits.target.astype(np.int64))
     log.info("digits: %s", digits.images.shape)
     return digits.images.shape
+
+
+SHAPE_CLASSES = ("square", "disc", "horizontal bar", "vertical bar")
+
+
+def synthetic_shapes(n_train: int = 256, n_test: int = 128, size: int = 28, seed: int = 0) -> dict[str, np.ndarray]:
+    """Tiny labelled images in Fashion-MNIST's layout, for the test tier (no download).
+
+    Each image is one filled shape of :data:`SHAPE_CLASSES` (the label) at a random position and
+    size, with uniform noise; uint8 ``[n, size, size]``.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+
+    def draw(label: int) -> np.ndarray:
+        r = rng.uniform(size * 0.15, size * 0.3)
+        cy, cx = rng.uniform(r, size - r, size=2)
+        if label == 0:
+            mask = (abs(yy - cy) <= r) & (abs(xx - cx) <= r)
+        elif label == 1:
+            mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2
+        elif label == 2:
+            mask = (abs(yy - cy) <= r / 3) & (abs(xx - cx) <= r)
+        else:
+            mask = (abs(yy - cy) <= r) & (abs(xx - cx) <= r / 3)
+        img = rng.uniform(0, 60, size=(size, size)) + 180 * mask
+        return np.clip(img, 0, 255).astype(np.uint8)
+
+    out = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        y = rng.integers(0, len(SHAPE_CLASSES), size=n)
+        out[f"x_{split}"] = np.stack([draw(int(c)) for c in y]) if n else np.zeros((0, size, size), np.uint8)
+        out[f"y_{split}"] = y.astype(np.int64)
+    return out
+
+
+def prepare_tiny_images(output, seed: int = 0) -> None:
+    save_npz(output, classes=np.array(SHAPE_CLASSES), **synthetic_shapes(seed=seed))

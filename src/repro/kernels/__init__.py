@@ -206,7 +206,7 @@ def dispatch(name: str, *args: Any, backend: str | None = None, **kwargs: Any) -
 
 
 # Kernel modules register themselves on import; they need the names above.
-from repro.kernels import dynamo_joint, gather_gemm, halfhop_propagate, nm_sparsity, rope_gather  # noqa: E402, F401  (importing a kernel module registers it)
+from repro.kernels import dynamo_joint, gather_gemm, halfhop_propagate, neighbour_mining, nm_sparsity, rope_gather  # noqa: E402, F401  (importing a kernel module registers it)
 from repro.kernels.nm_sparsity import apply_mask_, nm_check, wanda_nm_mask  # noqa: E402
 
 __all__ = [
@@ -221,7 +221,9 @@ __all__ = [
     "dispatch",
     "dynamo_joint",
     "gather_gemm",
+    "halfhop_propagate",
     "kernel_mode",
+    "neighbour_mining",
     "nm_check",
     "nm_sparsity",
     "rope_gather",

@@ -27,6 +27,8 @@ CLAIM_FUNCTIONS = {
     "disp_llm": "repro.llm.disp_report:disp_llm_claims",
     "dynamo": "repro.dynamo.report:dynamo_claims",
     "halfhop": "repro.graphs.report:halfhop_claims",
+    "swap_vae": "repro.neural.report:swap_vae_claims",
+    "myow": "repro.neural.report:myow_claims",
 }
 
 #: paper -> other papers' tables its claims also read (MoDeGPT's evaluation rows sit with the baselines).

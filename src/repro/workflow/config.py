@@ -62,24 +62,47 @@ def validate_config(config: dict, schema_path) -> dict:
     if errors:
         lines = "\n".join(f"  - {_describe(e)}" for e in errors)
         raise ConfigError(f"invalid config ({len(errors)} problem(s)):\n{lines}")
-    _check_semantics(config)
+    _check_semantics(config, schema)
     return config
 
 
-def _check_semantics(config: dict) -> None:
-    """Rules a JSON schema cannot say: a list of numbers or names must not repeat a value."""
+def _check_semantics(config: dict, schema: dict | None = None) -> None:
+    """Rules a JSON schema cannot say: a list of numbers or names must not repeat a value.
+
+    Only lists the schema describes are checked (with ``schema`` given): free-form objects such as
+    a loader's ``options`` pass keyword arguments whose lists may repeat values (``split: [0.6,
+    0.2, 0.2]``, ``hidden: [64, 64]``); their functions check them.
+    """
     problems = []
-    for path, values in _lists(config):
+    for path, values in _lists(config, schema=schema):
         if all(isinstance(v, (int, float, str)) for v in values) and len(set(values)) != len(values):
             problems.append(f"key '{path}': repeated values in {values}")
     if problems:
         raise ConfigError("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def _lists(node, prefix=""):
+_ANY = object()  # no schema given: check every list
+
+
+def _child_schema(schema, key):
+    """The schema of ``key`` inside an object schema, or None when the object is free-form there."""
+    if schema is _ANY:
+        return _ANY
+    if not isinstance(schema, dict):
+        return None
+    if key in schema.get("properties", {}):
+        return schema["properties"][key]
+    extra = schema.get("additionalProperties")
+    return extra if isinstance(extra, dict) and extra else None
+
+
+def _lists(node, prefix="", schema=None):
+    schema = _ANY if schema is None else schema
     if isinstance(node, dict):
         for k, v in node.items():
-            yield from _lists(v, f"{prefix}.{k}" if prefix else str(k))
+            sub = _child_schema(schema, k)
+            if sub is not None:
+                yield from _lists(v, f"{prefix}.{k}" if prefix else str(k), sub)
     elif isinstance(node, list):
         yield prefix, node
 
