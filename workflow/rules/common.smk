@@ -237,15 +237,16 @@ def neural_benchmarks(cfg, paper):
     )
 
 
-def neural_train_options(cfg, paper, model):
-    """Training options of one model: the paper's `train` settings plus `model_options[model]`
-    (none for `raw`, which trains nothing)."""
+def neural_train_options(cfg, paper, model, dataset):
+    """Training options of one run: the paper's `train` settings, `model_options[model]`, then
+    the dataset's `train` overrides (e.g. its jitter window); none for `raw`, which trains nothing."""
     if model == "raw":
         return {}
     section = cfg[paper]
     return {
         **section.get("train", {}),
         **section.get("model_options", {}).get(model, {}),
+        **cfg["neural_data"][dataset].get("train", {}),
     }
 
 

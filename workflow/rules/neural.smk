@@ -36,7 +36,7 @@ rule neural_train:
     params:
         data=lambda wc: NEURAL_DATA[wc.dataset],
         options=lambda wc: {
-            **neural_train_options(config, wc.paper, wc.method),
+            **neural_train_options(config, wc.paper, wc.method, wc.dataset),
             "seed": int(wc.seed),
         },
         tier=TIER,
