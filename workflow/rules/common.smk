@@ -172,6 +172,14 @@ def check_neural_config(cfg, papers, data):
             )
 
 
+def neural_data_inputs(wc):
+    """A paper-tier recording's downloaded artifact (the generators need no input)."""
+    spec = config["neural_data"][wc.dataset]
+    if spec["loader"] == "reach_pickle":
+        return {"artifact": f"resources/artifacts/{spec['options']['artifact']}"}
+    return {}
+
+
 def neural_runs(cfg, paper):
     """(dataset, model, seed) of every representation a paper trains."""
     section = cfg[paper]

@@ -20,6 +20,8 @@ for _paper in NEURAL_PAPERS:
 
 
 rule neural_train:
+    input:
+        unpack(neural_data_inputs),
     output:
         reps="results/{paper}/{dataset}/{method}/s{seed}/representations.npz",
         rows="results/{paper}/{dataset}/{method}/s{seed}/training.parquet",

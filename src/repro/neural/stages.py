@@ -55,6 +55,7 @@ import inspect
 import math
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,7 @@ from repro.neural.myow import embed_neural, train_myow_neural
 from repro.neural.myow_images import embed_images, train_myow_images
 from repro.neural.probes import class_probe, direction_probe, disentanglement, knn_accuracy, speed_mask, velocity_r2
 from repro.neural.reach import reach_population
+from repro.neural.reach_pickle import reach_pickle
 from repro.neural.swap_synthetic import swap_synthetic
 from repro.neural.swapvae import train_swapvae
 from repro.neural.trials import TrialData
@@ -103,11 +105,23 @@ def _swap_synthetic(**options: Any) -> TrialData:
     return swap_synthetic(**options)  # type: ignore[return-value]  # return_info is not accepted
 
 
+def _reach_pickle(*, artifact: str, resources_dir: str = "resources", **options: Any) -> TrialData:
+    """Paper tier: a processed MYOW-repository session in ``<resources_dir>/artifacts/<artifact>``."""
+    return reach_pickle(Path(resources_dir) / "artifacts" / artifact, **options)
+
+
+def _reach_pickle_signature(
+    artifact: str, resources_dir: str = "resources", *, bin_s=0.1, test=0.2, val=0.1, n_directions=8
+):
+    """The options loader ``reach_pickle`` accepts (for the unknown-key check)."""
+
+
 #: loader name -> (function building the TrialData, the function whose keyword arguments are accepted,
 #: keywords refused)
 LOADERS: dict[str, tuple[Callable[..., TrialData], Callable[..., Any], frozenset[str]]] = {
     "reach": (_reach, reach_population, frozenset()),
     "swap_synthetic": (_swap_synthetic, swap_synthetic, frozenset({"return_info"})),
+    "reach_pickle": (_reach_pickle, _reach_pickle_signature, frozenset()),
 }
 
 #: keys of ``train_neural`` options a model does not forward (set by the stage itself)
