@@ -247,7 +247,8 @@ def neural_benchmarks(cfg, paper):
 
 def neural_train_options(cfg, paper, model, dataset):
     """Training options of one run: the paper's `train` settings, `model_options[model]`, then
-    the dataset's `train` overrides (e.g. its jitter window); none for `raw`, which trains nothing."""
+    the dataset's `train` overrides (e.g. its jitter window); none for `raw`, which trains nothing.
+    """
     if model == "raw":
         return {}
     section = cfg[paper]
