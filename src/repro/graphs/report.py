@@ -34,15 +34,14 @@ A missing experiment gives NaN ``measured`` and ``None`` ``holds``; it never rai
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from repro.graphs.models import MODEL_NAMES
 from repro.report.claims import Claim
+from repro.report.rows import experiment_rows, with_setting_columns
 
 __all__ = [
     "EXPERIMENTS",
@@ -87,36 +86,12 @@ COST_LABELS = {
 }
 AUGMENT_ORDER = ("none", "drop", "halfhop", "drop+halfhop")
 NAN = float("nan")
-_BASE = ["paper", "experiment", "method", "model", "dataset", "setting", "seed", "metric", "value"]
 
 
 # ---------------------------------------------------------------------------------------------- rows
-def _rows(table: pd.DataFrame, experiment: str) -> pd.DataFrame:
-    """The table's rows of ``experiment`` (paper ``halfhop`` when the column exists), string columns as str."""
-    if table is None or table.empty or "experiment" not in table.columns:
-        return pd.DataFrame(columns=_BASE)
-    df = table[table["experiment"].astype(str) == experiment]
-    if "paper" in df.columns:
-        df = df[df["paper"].astype(str) == PAPER]
-    df = df.copy()
-    for col in ("method", "model", "dataset", "metric"):
-        df[col] = df[col].astype(str)
-    df["value"] = df["value"].astype(float)
-    return df
-
-
-def _setting(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """``df`` with the JSON ``setting`` fields ``keys`` as columns (None where absent)."""
-    df = df.copy()
-    parsed = [json.loads(s) if isinstance(s, str) else dict(s or {}) for s in df.get("setting", [])]
-    for key in keys:
-        df[key] = [p.get(key) for p in parsed]
-    return df
-
-
 def graph_frame(table: pd.DataFrame, experiment: str = "graphs") -> pd.DataFrame:
     """One row per graph (``dataset``) with its statistics as columns."""
-    df = _rows(table, experiment)
+    df = experiment_rows(table, experiment, PAPER)
     df = df[df["method"] == "graph"]
     if df.empty:
         return pd.DataFrame(columns=["dataset", "edge_homophily"])
@@ -137,12 +112,12 @@ def homophily_lookup(table: pd.DataFrame) -> dict[str, float]:
 
 def selected_frame(table: pd.DataFrame, experiment: str = "supervised") -> pd.DataFrame:
     """Long rows of the validation-selected runs: dataset, model, halfhop, alpha, p, split, seed, test_acc (points)."""
-    df = _rows(table, experiment)
+    df = experiment_rows(table, experiment, PAPER)
     df = df[df["metric"] == "test_acc_selected"]
     columns = ["dataset", "model", "halfhop", "alpha", "p", "split", "seed", "test_acc"]
     if df.empty:
         return pd.DataFrame(columns=columns)
-    df = _setting(df, ["alpha", "p", "split"])
+    df = with_setting_columns(df, ["alpha", "p", "split"])
     df["halfhop"] = df["method"].str.startswith("HH-")
     df["test_acc"] = 100.0 * df["value"]
     return df[columns].reset_index(drop=True)
@@ -183,7 +158,7 @@ def gain_frame(table: pd.DataFrame, experiment: str = "supervised") -> pd.DataFr
 
 def cost_frame(table: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, method) the cost metrics (means over rows) as columns, variants in a fixed order."""
-    df = _rows(table, "cost")
+    df = experiment_rows(table, "cost", PAPER)
     if df.empty:
         return pd.DataFrame(columns=["dataset", "method", *COST_METRICS])
     wide = df.groupby(["dataset", "method", "metric"])["value"].mean().unstack("metric")
@@ -197,12 +172,12 @@ def cost_frame(table: pd.DataFrame) -> pd.DataFrame:
 
 def ssl_frame(table: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, method, augmentation): mean, std and count of the probe test accuracy (points)."""
-    df = _rows(table, "ssl")
+    df = experiment_rows(table, "ssl", PAPER)
     df = df[df["metric"] == "test_acc"]
     columns = ["dataset", "method", "augmentation", "mean", "std", "n"]
     if df.empty:
         return pd.DataFrame(columns=columns)
-    df = _setting(df, ["augmentation"])
+    df = with_setting_columns(df, ["augmentation"])
     df["acc"] = 100.0 * df["value"]
     out = df.groupby(["dataset", "method", "augmentation"])["acc"].agg(["mean", "std", "count"])
     out = out.rename(columns={"count": "n"}).reset_index()
@@ -368,7 +343,7 @@ def plot_cost(table: pd.DataFrame, path) -> None:
 
 
 def _memory_source(table: pd.DataFrame) -> str:
-    df = _setting(_rows(table, "cost"), ["memory_source"])
+    df = with_setting_columns(experiment_rows(table, "cost", PAPER), ["memory_source"])
     sources = sorted({str(s) for s in df["memory_source"] if s})
     return ", ".join(sources) or "unknown"
 

@@ -28,7 +28,6 @@ A missing experiment or model gives NaN ``measured`` and ``None`` ``holds``; it 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,6 +37,7 @@ import pandas as pd
 
 from repro.neural.stages import METHOD_NAMES, NEURAL_MODELS
 from repro.report.claims import Claim
+from repro.report.rows import experiment_rows, with_setting_columns
 
 __all__ = [
     "ABOVE_CHANCE_FACTOR",
@@ -53,39 +53,11 @@ __all__ = [
 
 ABOVE_CHANCE_FACTOR = 2.0  # ours: "well above chance" = at least twice the chance accuracy
 NAN = float("nan")
-_BASE = ["paper", "experiment", "method", "model", "dataset", "setting", "seed", "metric", "value"]
 #: the main loss of each model family in the training history
 LOSS_KEYS = {"swap_vae": "total", "vae": "total", "beta_vae": "total", "myow": "loss", "byol": "loss"}
 
 
 # ---------------------------------------------------------------------------------------------- rows
-def _rows(table: pd.DataFrame | None, experiment: str, paper: str | None = None) -> pd.DataFrame:
-    """Rows of ``experiment``; with ``paper`` and a ``paper`` column, that paper's rows when it has any
-    (otherwise all rows, so a hand-made or merged table still works)."""
-    if table is None or table.empty or "experiment" not in table.columns:
-        return pd.DataFrame(columns=_BASE)
-    df = table[table["experiment"].astype(str) == experiment]
-    if paper is not None and "paper" in df.columns:
-        own = df[df["paper"].astype(str) == paper]
-        if len(own):
-            df = own
-    df = df.copy()
-    for col in ("method", "model", "dataset", "metric"):
-        df[col] = df[col].astype(str)
-    df["value"] = df["value"].astype(float)
-    if "setting" not in df.columns:
-        df["setting"] = "{}"
-    return df
-
-
-def _setting(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    df = df.copy()
-    parsed = [json.loads(s) if isinstance(s, str) else dict(s or {}) for s in df["setting"]]
-    for key in keys:
-        df[key] = [p.get(key) for p in parsed]
-    return df
-
-
 def _model_order(models) -> list[str]:
     found = set(models)
     return [m for m in NEURAL_MODELS if m in found] + sorted(found - set(NEURAL_MODELS))
@@ -97,7 +69,7 @@ def _label(model: str) -> str:
 
 def metric_means(table: pd.DataFrame, experiment: str, metric: str, paper: str | None = None) -> pd.DataFrame:
     """Per (dataset, model): ``mean``, ``std`` (ddof 1, 0 for one seed) and ``n`` of ``metric`` over seeds."""
-    df = _rows(table, experiment, paper)
+    df = experiment_rows(table, experiment, paper, fall_back_to_all=True)
     df = df[df["metric"] == metric]
     columns = ["dataset", "model", "mean", "std", "n"]
     if df.empty:
@@ -113,7 +85,7 @@ def decoding_frame(table: pd.DataFrame, paper: str | None = None) -> pd.DataFram
     acc = metric_means(table, "decoding", "direction_acc", paper)
     if acc.empty:
         return acc.assign(chance=pd.Series(dtype=float))
-    df = _setting(_rows(table, "decoding", paper), ["n_classes"])
+    df = with_setting_columns(experiment_rows(table, "decoding", paper, fall_back_to_all=True), ["n_classes"])
     classes = df.dropna(subset=["n_classes"]).groupby("dataset")["n_classes"].max()
     acc["chance"] = [1.0 / float(classes[d]) if d in classes.index and classes[d] else NAN for d in acc["dataset"]]
     return acc
@@ -221,11 +193,11 @@ def training_frame(table: pd.DataFrame, paper: str | None = None) -> pd.DataFram
     (``images_training``) appear with the dataset name suffixed ``(images)``."""
     frames = []
     for experiment, suffix in (("training", ""), ("images_training", " (images)")):
-        df = _rows(table, experiment, paper)
+        df = experiment_rows(table, experiment, paper, fall_back_to_all=True)
         if df.empty:
             continue
         df = df[[LOSS_KEYS.get(m) == k for m, k in zip(df["model"], df["metric"])]]
-        df = _setting(df, ["epoch"]).dropna(subset=["epoch"])
+        df = with_setting_columns(df, ["epoch"]).dropna(subset=["epoch"])
         if df.empty:
             continue
         df["epoch"] = df["epoch"].astype(int)

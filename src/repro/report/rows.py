@@ -102,3 +102,37 @@ def settings_frame(df: pd.DataFrame) -> pd.DataFrame:
     """The table with its JSON settings expanded into columns (for claims and figures)."""
     expanded = pd.json_normalize([json.loads(s) for s in df["setting"]]).set_index(df.index)
     return pd.concat([df.drop(columns=[c for c in expanded.columns if c in df.columns]), expanded], axis=1)
+
+
+def experiment_rows(
+    table: pd.DataFrame | None, experiment: str, paper: str | None = None, *, fall_back_to_all: bool = False
+) -> pd.DataFrame:
+    """The rows of ``experiment`` ready for figures and claims: name columns as str, ``value`` as float.
+
+    With ``paper`` and a ``paper`` column only that paper's rows are kept; ``fall_back_to_all``
+    keeps every row instead when the paper has none (hand-made or merged tables).  A missing or
+    empty table gives an empty frame with the contract's core columns.
+    """
+    if table is None or table.empty or "experiment" not in table.columns:
+        return pd.DataFrame(columns=KEY_COLUMNS + ["value"])
+    df = table[table["experiment"].astype(str) == experiment]
+    if paper is not None and "paper" in df.columns:
+        own = df[df["paper"].astype(str) == paper]
+        if len(own) or not fall_back_to_all:
+            df = own
+    df = df.copy()
+    for col in ("method", "model", "dataset", "metric"):
+        df[col] = df[col].astype(str)
+    df["value"] = df["value"].astype(float)
+    if "setting" not in df.columns:
+        df["setting"] = "{}"
+    return df
+
+
+def with_setting_columns(df: pd.DataFrame, keys) -> pd.DataFrame:
+    """``df`` with the JSON ``setting`` fields ``keys`` as columns (None where a row lacks one)."""
+    df = df.copy()
+    parsed = [json.loads(s) if isinstance(s, str) else dict(s or {}) for s in df.get("setting", [])]
+    for key in keys:
+        df[key] = [p.get(key) for p in parsed]
+    return df
