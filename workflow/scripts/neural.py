@@ -30,12 +30,18 @@ with job_context(snakemake) as job:  # noqa: F821
         paper = wc.paper
         with np.load(snakemake.input.reps) as npz:
             arrays = {k: npz[k] for k in npz.files}
-        records = stages.evaluate_neural(arrays, wc.method, wc.dataset, options)
+        try:
+            records = stages.evaluate_neural(arrays, wc.method, wc.dataset, options)
+        except ValueError as err:
+            raise ValueError(f"{snakemake.input.reps}: {err}") from err
     else:  # neural_images
         paper = "myow"
         with np.load(snakemake.input.images) as npz:
             arrays = {k: npz[k] for k in npz.files}
-        records = stages.image_records(arrays, wc.method, wc.image_set, options)
+        try:
+            records = stages.image_records(arrays, wc.method, wc.image_set, options)
+        except ValueError as err:
+            raise ValueError(f"{snakemake.input.images}: {err}") from err
     default_experiment = {"neural_train": "training", "neural_evaluate": "decoding", "neural_images": "images"}[rule]
     by_experiment = {}
     for rec in records:
