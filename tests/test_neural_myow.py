@@ -24,7 +24,9 @@ from repro.neural.myow import (
     train_myow_neural,
 )
 from repro.neural.myow_images import (
+    ENCODERS,
     byol_augment,
+    cifar_resnet18,
     embed_images,
     mined_augment,
     small_cnn,
@@ -381,3 +383,82 @@ def test_image_training_lowers_loss():
             assert all(math.isnan(v) for v in hist["l_mined"])
     z = embed_images(model, (x * 255).to(torch.uint8)[:, 0])
     assert z.shape == (64, 32)
+
+
+def _resnet18_parameter_count(in_channels: int = 3) -> int:
+    """Closed form for the CIFAR ResNet-18 without fc: bias-free convs (``k * k * c_in * c_out``),
+    BN with weight and bias (``2 c``); per stage, block 1 maps ``c_prev -> c`` (with a 1x1 conv + BN
+    shortcut when the shape changes), block 2 maps ``c -> c``."""
+
+    def conv(c_in, c_out, k=3):
+        return k * k * c_in * c_out
+
+    def bn(c):
+        return 2 * c
+
+    def block(c_in, c_out, shortcut):
+        main = conv(c_in, c_out) + bn(c_out) + conv(c_out, c_out) + bn(c_out)
+        return main + (conv(c_in, c_out, 1) + bn(c_out) if shortcut else 0)
+
+    total = conv(in_channels, 64) + bn(64)
+    c_prev = 64
+    for c, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        total += block(c_prev, c, shortcut=stride != 1 or c_prev != c) + block(c, c, shortcut=False)
+        c_prev = c
+    return total
+
+
+def test_cifar_resnet18_shape_and_size():
+    assert _resnet18_parameter_count() == 11_168_832  # the usual figure for CIFAR ResNet-18 minus its fc
+    torch.manual_seed(0)
+    enc, d = cifar_resnet18()
+    assert d == 512
+    assert sum(p.numel() for p in enc.parameters()) == _resnet18_parameter_count()
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in enc.modules())
+    enc.eval()
+    with torch.no_grad():
+        assert enc(torch.rand(2, 3, 32, 32)).shape == (2, 512)
+    enc1, d1 = cifar_resnet18(in_channels=1)
+    assert d1 == 512 and sum(p.numel() for p in enc1.parameters()) == _resnet18_parameter_count(1)
+
+
+def test_image_training_with_resnet18_runs():
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(16, 3, 32, 32, generator=g) * 255).to(torch.uint8)
+    y = torch.arange(16) % 4
+    model, hist = train_myow_images(
+        x,
+        y,
+        encoder="resnet18",
+        epochs=1,
+        batch_size=8,
+        steps_per_epoch=1,
+        proj=(32, 16),
+        pred_hidden=32,
+        mined_proj=(16, 8),
+        mined_pred_hidden=16,
+        skip_mining_when_zero=False,  # exercise the mined branch in the single step
+        device="cpu",
+        seed=0,
+    )
+    assert model.repr_dim == 512 and len(hist["step_loss"]) == 1 and math.isfinite(hist["step_loss"][0])
+    assert not math.isnan(hist["l_mined"][0])
+    z = embed_images(model, x[:5])
+    assert z.shape == (5, 512) and torch.isfinite(z).all()
+
+
+def test_image_training_rejects_unknown_encoder():
+    x, y = shapes(n=8)
+    with pytest.raises(ValueError, match=r"unknown encoder 'vgg'.*small_cnn.*resnet18"):
+        train_myow_images(x, y, encoder="vgg", epochs=1)
+    assert ENCODERS == ("small_cnn", "resnet18")
+
+
+def test_image_records_forwards_the_encoder_option():
+    """``encoder`` is accepted by the stage (it forwards unknown keys) and reaches train_myow_images."""
+    from repro.neural import stages
+
+    x, y = shapes(n=12, size=16)
+    arrays = {"x_train": x.numpy(), "y_train": y.numpy(), "x_test": x.numpy(), "y_test": y.numpy()}
+    with pytest.raises(ValueError, match=r"unknown encoder 'vgg'"):
+        stages.image_records(arrays, "myow", "shapes", {"encoder": "vgg", "n_val": 2})

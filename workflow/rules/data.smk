@@ -34,6 +34,7 @@ PREPARED = {
         expand("resources/zeroshot/{family}.jsonl", family=ZEROSHOT_FAMILIES),
     ),
     "fashion_mnist": (["fashion_mnist"], ["resources/images/fashion_mnist.npz"]),
+    "cifar10": (["cifar10"], ["resources/images/cifar10.npz"]),
     "digits": ([], ["resources/images/digits.npz"]),
     "tiny_images": ([], ["resources/tiny/images.npz"]),  # test tier: synthetic shapes
     "connectome": (["graspologic"], ["resources/graphs/drosophila.npz"]),
@@ -198,6 +199,23 @@ rule prepare_fashion_mnist:
         code=code("repro.data.images"),
     script:
         "../scripts/prepare_fashion_mnist.py"
+
+
+rule prepare_cifar10:
+    input:
+        artifact="resources/artifacts/cifar10",
+    output:
+        "resources/images/cifar10.npz",
+    log:
+        "logs/prepare_cifar10/cifar10.log",
+    benchmark:
+        "benchmarks/prepare_cifar10/cifar10.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        code=code("repro.data.images"),
+    script:
+        "../scripts/prepare_cifar10.py"
 
 
 rule prepare_digits:

@@ -17,8 +17,8 @@ the official code and the last ``val`` fraction of the remaining trials the vali
 (ours: the official code selects on test, brief §2.7).  Static neurons are left to the models
 (Swap-VAE and MYOW drop them from training statistics).
 
-Unpickling runs through :class:`_NumpyOnlyUnpickler`, which accepts NumPy arrays, dtypes and
-plain containers only, so a tampered file cannot run code.
+Unpickling runs through :class:`repro.data.safe_pickle.NumpyOnlyUnpickler`, which accepts NumPy
+arrays, dtypes and plain containers only, so a tampered file cannot run code.
 """
 
 from __future__ import annotations
@@ -30,34 +30,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from repro.data.safe_pickle import NumpyOnlyUnpickler
 from repro.neural.trials import TrialData
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 REQUIRED = ("firing_rates", "velocity", "labels")
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Allow the globals a pickled NumPy array needs, nothing else."""
-
-    ALLOWED = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only NumPy arrays are expected")
-
-
 def _read(path: Path) -> dict:
     with open(path, "rb") as f:
         try:
-            obj = _NumpyOnlyUnpickler(f).load()
+            obj = NumpyOnlyUnpickler(f).load()
         except (pickle.UnpicklingError, EOFError, AttributeError, ValueError) as err:
             raise ValueError(f"{path}: not a processed reaching pickle ({err})") from None
     data = obj.get("data") if isinstance(obj, dict) else None
