@@ -22,6 +22,8 @@ include: "workflow/rules/llm.smk"
 include: "workflow/rules/dynamo.smk"
 include: "workflow/rules/halfhop.smk"
 include: "workflow/rules/neural.smk"
+include: "workflow/rules/spectral.smk"
+include: "workflow/rules/augtheory.smk"
 include: "workflow/rules/report.smk"
 
 

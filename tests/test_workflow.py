@@ -93,6 +93,20 @@ def expected_jobs(config: dict) -> dict[str, int]:
                     len(images["datasets"]) * len(images["models"]) * len(images.get("seeds", [0]))
                 )
                 counts["plot_myow_images"] = 1
+    if "spectral_imbalance" in papers:
+        section = config["spectral_imbalance"]
+        runs = len(section["feature_sets"]) * len(section.get("seeds", [0]))
+        counts.update(spectral_synthetic=1, spectral_features=runs, spectral_encoder=runs, plot_spectral_imbalance=1)
+        if section.get("augmentation"):
+            aug = section["augmentation"]
+            counts["spectral_augment"] = len(aug["strategies"]) * len(aug.get("seeds", [0]))
+            counts["plot_spectral_augmentation"] = 1
+    if "data_augmentation" in papers:
+        from repro.augtheory.report import FIGURES
+
+        experiments = config["data_augmentation"]["experiments"]
+        counts["augtheory_experiment"] = len(experiments)
+        counts["plot_augtheory"] = sum(key in experiments for key, _ in FIGURES.values())
     counts["download_artifact"] = len(config.get("artifacts", {}))
     for name in config.get("prepare", []):
         counts[f"prepare_{name}"] = 1

@@ -263,3 +263,58 @@ def dynamo_draft(wc):
     """The assisted-generation draft model folder, or nothing when the config names none."""
     draft = DYNAMO.get("decoding", {}).get("draft")
     return {"draft": draft} if draft else {}
+
+
+def spectral_feature_set(name):
+    """The spectral_imbalance feature set `name`, its artifact checked against config['artifacts']."""
+    spec = config["spectral_imbalance"]["feature_sets"][name]
+    artifact = spec.get("artifact")
+    if artifact is not None and artifact not in config.get("artifacts", {}):
+        raise WorkflowError(
+            f"invalid config: spectral_imbalance.feature_sets.{name}.artifact names {artifact!r}, "
+            "which is not an entry of 'artifacts'"
+        )
+    return spec
+
+
+def spectral_feature_inputs(name):
+    """The data file and (if any) the encoder artifact folder a feature set reads."""
+    spec = spectral_feature_set(name)
+    inputs = {"data": spec["data"]}
+    if spec.get("artifact"):
+        inputs["artifact"] = f"resources/artifacts/{spec['artifact']}"
+    return inputs
+
+
+def spectral_augment_inputs(wc):
+    name = config["spectral_imbalance"]["augmentation"]["feature_set"]
+    return spectral_feature_inputs(name)
+
+
+def spectral_runs(section):
+    """(feature set, seed) pairs of the encoder study."""
+    return [
+        (f, s)
+        for f in section.get("feature_sets", {})
+        for s in section.get("seeds", [0])
+    ]
+
+
+def spectral_augment_runs(section):
+    """(strategy, seed) pairs of the augmentation study (none without `augmentation`)."""
+    aug = section.get("augmentation")
+    if not aug:
+        return []
+    return [(a, s) for a in aug["strategies"] for s in aug.get("seeds", [0])]
+
+
+def augtheory_figures(section):
+    """Figures of the data-augmentation paper whose experiment the config runs (figure -> experiment)."""
+    from repro.augtheory.report import FIGURES
+
+    experiments = section.get("experiments", {})
+    return {name: key for name, (key, _) in FIGURES.items() if key in experiments}
+
+
+def augtheory_caption(wc):
+    return (REPO / f"workflow/report/augtheory_{wc.da_figure}.rst").read_text()

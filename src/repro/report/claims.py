@@ -29,6 +29,8 @@ CLAIM_FUNCTIONS = {
     "halfhop": "repro.graphs.report:halfhop_claims",
     "swap_vae": "repro.neural.report:swap_vae_claims",
     "myow": "repro.neural.report:myow_claims",
+    "spectral_imbalance": "repro.spectral.report:spectral_imbalance_claims",
+    "data_augmentation": "repro.augtheory.report:data_augmentation_claims",
 }
 
 #: paper -> other papers' tables its claims also read (MoDeGPT's evaluation rows sit with the baselines).
