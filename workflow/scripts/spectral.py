@@ -1,7 +1,7 @@
 """Rules spectral_{synthetic,features,encoder,augment}: one spectral-imbalance stage each (repro.spectral.stages)."""
 
 from repro.io import write_parquet
-from repro.report.rows import tidy_rows
+from repro.report.rows import tidy_rows, tidy_rows_by_experiment
 from repro.spectral import stages
 from repro.workflow.script import job_context
 
@@ -45,29 +45,9 @@ with job_context(snakemake) as job:  # noqa: F821
                 probe=params.probe,
             )
             experiment = "augmentation"
-        provenance = job.provenance(device="cpu")
+        kwargs = dict(paper="spectral_imbalance", tier=params.tier, provenance=job.provenance(device="cpu"))
         if experiment is None:  # synthetic: one experiment name per record
-            import pandas as pd
-
-            by_experiment = {}
-            for r in records:
-                by_experiment.setdefault(r["experiment"], []).append(r)
-            table = pd.concat(
-                [
-                    tidy_rows(
-                        rs,
-                        paper="spectral_imbalance",
-                        experiment=name,
-                        tier=params.tier,
-                        provenance=provenance,
-                        dataset="gaussian_mixture",
-                    )
-                    for name, rs in by_experiment.items()
-                ],
-                ignore_index=True,
-            )
+            table = tidy_rows_by_experiment(records, dataset="gaussian_mixture", **kwargs)
         else:
-            table = tidy_rows(
-                records, paper="spectral_imbalance", experiment=experiment, tier=params.tier, provenance=provenance
-            )
+            table = tidy_rows(records, experiment=experiment, **kwargs)
         write_parquet(table, snakemake.output.rows)

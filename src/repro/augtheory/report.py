@@ -13,7 +13,6 @@ of a setting, the figures and claims use the mean over seeds of each metric (and
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections.abc import Callable
@@ -24,7 +23,7 @@ import pandas as pd
 
 from repro.augtheory.experiments import DEFAULTS
 from repro.report.claims import Claim
-from repro.report.figures import figure_style, save_figure, sequential_colors
+from repro.report.figures import save_figure, sequential_colors, styled
 from repro.report.rows import experiment_rows
 
 PAPER = "data_augmentation"
@@ -101,15 +100,6 @@ def _fmt(x: float) -> str:
 # ----------------------------------------------------------------------------- figures
 
 
-def _styled(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with figure_style():
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
 def _no_rows(ax, key: str) -> None:
     ax.text(0.5, 0.5, f"no rows for {experiment_name(key)}", ha="center", va="center", transform=ax.transAxes)
 
@@ -131,7 +121,7 @@ def _ratio_label(r: float) -> str:
     return f"r = 1/{round(1 / r):d}" if r < 1 and abs(1 / r - round(1 / r)) < 1e-6 else f"r = {r:g}"
 
 
-@_styled
+@styled
 def plot_spectrum(table: pd.DataFrame, path) -> None:
     """E2.1 (README Fig. 1 left): sorted eigenvalues of I + Sigma_aug^-1/2 Sigma Sigma_aug^-1/2."""
     df = results(table, "e21")
@@ -224,7 +214,7 @@ def _bias_variance_panel(ax, df: pd.DataFrame, key: str, title: str, annotate: b
     ax.legend(loc="upper right", fontsize=8)
 
 
-@_styled
+@styled
 def plot_bias_variance(table: pd.DataFrame, path) -> None:
     """E2.2: (Bias, Var) of LSE and N / M / R for README Fig. 1 right and the notebook variant."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), layout="constrained")
@@ -241,7 +231,7 @@ def plot_bias_variance(table: pd.DataFrame, path) -> None:
     save_figure(fig, path)
 
 
-@_styled
+@styled
 def plot_classification_map(table: pd.DataFrame, path) -> None:
     """E2.3: -log(SU) against log(CN), coloured by log(CN/SU) (POE grows with it)."""
     df = results(table, "e23")
@@ -301,7 +291,7 @@ def _curves_vs_n(ax, df: pd.DataFrame, metric: str, groups, lse: pd.DataFrame | 
 _PANEL_LABELS = {"mse": "MSE", "bias": "Bias", "var": "Var", "approx_err": "ApproxErr", "poe": "POE"}
 
 
-@_styled
+@styled
 def plot_mse_decomposition(table: pd.DataFrame, path) -> None:
     """E2.4: MSE, Bias, Var and ApproxErr against n for the random mask and LSE (Sigma = I, d = 128)."""
     df = results(table, "e24")
@@ -334,7 +324,7 @@ def plot_mse_decomposition(table: pd.DataFrame, path) -> None:
     save_figure(fig, path)
 
 
-@_styled
+@styled
 def plot_finite_vs_aerm(table: pd.DataFrame, path) -> None:
     """E2.5: min-norm LS on k augmented copies against the aERM closed form and LSE, per augmentation."""
     df = results(table, "e25")
@@ -365,7 +355,7 @@ def plot_finite_vs_aerm(table: pd.DataFrame, path) -> None:
     save_figure(fig, path)
 
 
-@_styled
+@styled
 def plot_heterogeneous_mask(table: pd.DataFrame, path) -> None:
     """E2.6: mask 0.2/r on the high-variance half, 0.2 r on the low-variance half; LSE for reference."""
     df = results(table, "e26")
@@ -418,7 +408,7 @@ def _nearest_n(ns, target: float) -> float:
     return float(ns[np.argmin(np.abs(ns - target))]) if ns.size else NAN
 
 
-@_styled
+@styled
 def plot_biased_vs_unbiased(table: pd.DataFrame, path) -> None:
     """E2.7: regression MSE and classification POE of the unbiased mask, the biased mask and LSE."""
     df = results(table, "e27")
@@ -448,7 +438,7 @@ def plot_biased_vs_unbiased(table: pd.DataFrame, path) -> None:
     save_figure(fig, path)
 
 
-@_styled
+@styled
 def plot_sgd_convergence(table: pd.DataFrame, path) -> None:
     """E2.8: SGD with fresh augmentations; test risk (closed form dashed) and distance to the closed form."""
     df = results(table, "e28")
@@ -491,7 +481,7 @@ def plot_sgd_convergence(table: pd.DataFrame, path) -> None:
     save_figure(fig, path)
 
 
-@_styled
+@styled
 def plot_signal_mask(table: pd.DataFrame, path) -> None:
     """E2.9 (bug-fixed signal_when_good+): signal coordinate masked with p/r, the others with p."""
     df = results(table, "e29")

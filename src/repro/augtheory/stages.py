@@ -8,9 +8,10 @@ test tier shrinks them, the paper tier restores the notebooks' trial counts and 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+from repro.report.rows import records_from_frame
 
 
 def experiment_records(key: str, settings: Mapping[str, Any] | None = None, *, seed: int = 1) -> list[dict]:
@@ -26,15 +27,4 @@ def experiment_records(key: str, settings: Mapping[str, Any] | None = None, *, s
     unknown = sorted(set(settings) - set(DEFAULTS[key]) - {"name"})
     if unknown:
         raise ValueError(f"experiment {key}: unknown setting(s) {unknown}; accepted: {sorted(DEFAULTS[key])}")
-    df = EXPERIMENTS[key](settings, seed=seed)
-    return [
-        {
-            "experiment": row.experiment,
-            "method": row.method,
-            "setting": json.loads(row.setting),
-            "seed": int(row.seed),
-            "metric": row.metric,
-            "value": float(row.value),
-        }
-        for row in df.itertuples(index=False)
-    ]
+    return records_from_frame(EXPERIMENTS[key](settings, seed=seed))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,6 +37,17 @@ STYLE = {
 def figure_style():
     with plt.rc_context(STYLE):
         yield
+
+
+def styled(fn):
+    """Decorator: run a plotting function inside :func:`figure_style`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with figure_style():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def save_figure(fig, png_path) -> None:

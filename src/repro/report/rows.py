@@ -63,6 +63,32 @@ def tidy_rows(
     return normalise(df)
 
 
+def records_from_frame(df: pd.DataFrame) -> list[dict]:
+    """Records (``experiment``, ``method``, ``setting`` as a dict, ``seed``, ``metric``, ``value``) of a
+    long runner DataFrame whose ``setting`` column holds JSON strings."""
+    return [
+        {
+            "experiment": row.experiment,
+            "method": row.method,
+            "setting": json.loads(row.setting),
+            "seed": int(row.seed),
+            "metric": row.metric,
+            "value": float(row.value),
+        }
+        for row in df[["experiment", "method", "setting", "seed", "metric", "value"]].itertuples(index=False)
+    ]
+
+
+def tidy_rows_by_experiment(records: list[dict], **kwargs) -> pd.DataFrame:
+    """:func:`tidy_rows` for records that carry their own ``experiment`` key (one table, all experiments)."""
+    groups: dict[str, list[dict]] = {}
+    for rec in records:
+        groups.setdefault(rec["experiment"], []).append(rec)
+    return normalise(
+        pd.concat([tidy_rows(rs, experiment=name, **kwargs) for name, rs in groups.items()], ignore_index=True)
+    )
+
+
 def normalise(df: pd.DataFrame) -> pd.DataFrame:
     df = df.astype({c: "string" for c in STRING_COLUMNS})
     df["seed"] = df["seed"].astype("Int64")

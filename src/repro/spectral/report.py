@@ -10,14 +10,12 @@ checked here, not assumed.
 
 from __future__ import annotations
 
-import functools
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from repro.report.claims import Claim
-from repro.report.figures import figure_style, save_figure
+from repro.report.figures import save_figure, styled
 from repro.report.rows import experiment_rows, with_setting_columns
 from repro.spectral import measures as M
 
@@ -95,18 +93,7 @@ def augmentation_overall(table: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- figures
 
 
-def _styled(fn):
-    """Run a plotting function inside the project's figure style."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with figure_style():
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
-@_styled
+@styled
 def plot_synthetic(table: pd.DataFrame, path) -> None:
     """(a) per-class errors for the brief's (alpha+, alpha-) pairs; (b) the gap and the spectral
     imbalance as alpha+ moves away from alpha- = 1; (c) exact against Monte Carlo errors."""
@@ -152,7 +139,7 @@ def plot_synthetic(table: pd.DataFrame, path) -> None:
     save_figure(fig, path)
 
 
-@_styled
+@styled
 def plot_encoders(table: pd.DataFrame, path) -> None:
     """Per feature set: each class's test error against the effective rank of its training features."""
     summary = encoder_summary(table)
@@ -174,7 +161,7 @@ def plot_encoders(table: pd.DataFrame, path) -> None:
     save_figure(fig, path)
 
 
-@_styled
+@styled
 def plot_augmentation(table: pd.DataFrame, path) -> None:
     """Per strategy: overall accuracy, worst-class accuracy, the gap and the mean spectral imbalance."""
     agg = augmentation_overall(table)

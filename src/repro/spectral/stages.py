@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from repro.report.rows import records_from_frame
 from repro.spectral import measures as M
 from repro.spectral.class_probe import linear_probe
 
@@ -54,8 +55,6 @@ def synthetic_records(options: Mapping[str, Any] | None = None) -> list[dict]:
     ``multiclass_seeds`` (count), ``mc_per_class``; unset ones keep the module defaults (the brief's
     §4.2 sizes).
     """
-    import json
-
     from repro.spectral import synthetic as S
 
     opts = dict(options or {})
@@ -76,17 +75,7 @@ def synthetic_records(options: Mapping[str, Any] | None = None) -> list[dict]:
     df = S.run_synthetic(**kw, timings=timings)
     for name, seconds in timings.items():
         log.info("synthetic %s: %.1f s", name, seconds)
-    return [
-        {
-            "experiment": row.experiment,
-            "method": row.method,
-            "setting": json.loads(row.setting),
-            "seed": int(row.seed),
-            "metric": row.metric,
-            "value": float(row.value),
-        }
-        for row in df.itertuples(index=False)
-    ]
+    return records_from_frame(df)
 
 
 # --------------------------------------------------------------------------- feature sets
