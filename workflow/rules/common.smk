@@ -173,10 +173,17 @@ def check_neural_config(cfg, papers, data):
 
 
 def neural_data_inputs(wc):
-    """A paper-tier recording's downloaded artifact (the generators need no input)."""
+    """A paper-tier recording's downloaded artifact folder(s) (the generators need no input):
+    reach_pickle names one artifact, rodent_npy one or a list (one per .npy file)."""
     spec = config["neural_data"][wc.dataset]
-    if spec["loader"] == "reach_pickle":
-        return {"artifact": f"resources/artifacts/{spec['options']['artifact']}"}
+    if spec["loader"] in ("reach_pickle", "rodent_npy"):
+        artifact = spec.get("options", {}).get("artifact")
+        if not artifact:
+            raise WorkflowError(
+                f"invalid config: neural_data.{wc.dataset} (loader {spec['loader']}) needs options.artifact"
+            )
+        names = [artifact] if isinstance(artifact, str) else list(artifact)
+        return {"artifact": [f"resources/artifacts/{name}" for name in names]}
     return {}
 
 

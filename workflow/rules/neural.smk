@@ -1,7 +1,8 @@
 # Swap-VAE (NeurIPS 2021) and MYOW (2021): self-supervised representations of neural activity.
 # Per paper in (swap_vae, myow), dataset of its `datasets`, model of its `models` and seed:
 # neural_train (representations of every bin + training curves) -> neural_evaluate (direction,
-# velocity and kNN decoding; content/style decoding for Swap-VAE); MYOW also trains on images
+# velocity and kNN decoding, or state decoding for labelled-state data such as MYOW's rodent sleep
+# recording; content/style decoding for Swap-VAE); MYOW also trains on images
 # (neural_images).  Figures per paper.  Code: src/repro/neural/ (stages.py is what each rule runs,
 # report.py figures and claims).
 NEURAL_DATA = config.get("neural_data") or {}

@@ -703,8 +703,10 @@ def train_myow_neural(
        ``structured_dropout`` the pair shares one dropout mask, myow ``structured_transform=True``);
     4. ``L_aug`` on (online(i), target(j)) and (online(j), target(i));
     5. (MYOW) anchors ``i`` mine one of their ``k`` nearest pool bins from *other trials*
-       (``exclude_window`` switches to the rodent rule: exclude only bins of the same trial within
-       that many bins), and ``L_mined`` is added with the mined weight of ``weight_convention``;
+       (``exclude_window`` switches to the rodent rule, brief §3.3: the recording is one group and
+       exactly the bins with ``|time - anchor time| <= exclude_window`` are ineligible, whatever their
+       trial; ``time`` must then be a recording-wide clock, as :func:`repro.neural.rodent.rodent_sleep`
+       gives), and ``L_mined`` is added with the mined weight of ``weight_convention``;
     6. optimiser step, then ``update_target(ema_tau(step))``.
 
     Unset (``None``) settings come from ``NEURAL_PRESETS[preset]``; the default preset "myow" is the
@@ -799,6 +801,8 @@ def train_myow_neural(
     trial = data.trial.to(dev)
     direction = data.direction.to(dev)
     time_idx = data.time.to(dev)
+    # monkey: the anchor's trial is ineligible; rodent (exclude_window): one group, a time window
+    mine_group = trial if exclude_window is None else torch.zeros_like(trial)
     hist = _History()
     is_train = torch.zeros(len(data.trial), dtype=torch.bool)
     is_train[train_rows] = True
@@ -842,8 +846,8 @@ def train_myow_neural(
                 m_idx = mine_views(
                     o1["y"],
                     yp,
-                    trial[ia],
-                    trial[pool],
+                    mine_group[ia],
+                    mine_group[pool],
                     s["k"],
                     aug_gen,
                     anchor_time=time_idx[ia] if exclude_window is not None else None,

@@ -30,7 +30,9 @@ so that validation score is optimistic (it is only used to rank settings).
   the nearest tied neighbour.  Our choice (the MYOW paper reports kNN variants, brief §3.7,
   details not verified).
 * :func:`class_probe`: multinomial linear probe (cross-entropy) with the same batched weight-decay
-  sweep, AdamW by default.  ``optimizer="sgd"`` gives the myow CIFAR protocol (SGD momentum 0.9,
+  sweep, AdamW by default; ``balanced=True`` samples the classes equally (myow-neuro's rodent
+  sleep-state probe, ``WeightedRandomSampler`` with 5,000 samples per pass, brief §3.7) and
+  :func:`weighted_f1` gives its second metric.  ``optimizer="sgd"`` gives the myow CIFAR protocol (SGD momentum 0.9,
   lr 0.02, MultiStep at 60 % and 80 % of the epochs with gamma 0.1, L2 weight decay; brief §3.7),
   selection still on validation.
 * :func:`disentanglement` / :func:`content_style_decoding`: the Swap-VAE disentanglement check
@@ -59,6 +61,7 @@ __all__ = [
     "velocity_r2",
     "knn_accuracy",
     "class_probe",
+    "weighted_f1",
     "disentanglement",
     "content_style_decoding",
 ]
@@ -120,6 +123,8 @@ def fit_linear_heads(
     seed: int = 0,
     optimizer: str = "adamw",
     coupled: bool = False,
+    sample_weights: Tensor | None = None,
+    samples_per_epoch: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Train ``K = len(weight_decays)`` linear heads ``x @ W_k + b_k`` at once; returns ``W [K, d, o], b [K, o]``.
 
@@ -128,8 +133,21 @@ def fit_linear_heads(
     MultiStep lr x0.1 at 60 % and 80 % of the epochs).  Heads share the nn.Linear-style
     initialisation ``U(-1/sqrt(d), 1/sqrt(d))`` and the minibatch order, so the result is that of
     K independent runs with the same seed.
+
+    ``sample_weights [n]`` (non-negative) replaces the shuffled passes by weighted sampling with
+    replacement, as ``torch.utils.data.WeightedRandomSampler``: each epoch draws
+    ``samples_per_epoch`` rows (default ``n``) with probability proportional to their weight and
+    trains on the full batches of that draw (``drop_last=True``; one batch when fewer rows than
+    ``batch_size`` are drawn).
     """
     n, d = x.shape
+    if sample_weights is not None:
+        sample_weights = torch.as_tensor(sample_weights, dtype=torch.float64).reshape(-1)
+        if sample_weights.shape[0] != n or bool((sample_weights < 0).any()) or not bool(sample_weights.sum() > 0):
+            raise ValueError(f"sample_weights must be {n} non-negative weights with a positive sum")
+    n_draw = int(samples_per_epoch) if samples_per_epoch is not None else n
+    if n_draw < 1:
+        raise ValueError(f"samples_per_epoch must be >= 1, got {samples_per_epoch}")
     k = len(weight_decays)
     g = torch.Generator().manual_seed(seed)
     bound = 1.0 / math.sqrt(d) if d else 0.0
@@ -148,8 +166,13 @@ def fit_linear_heads(
     else:
         raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
     for _ in range(epochs):
-        perm = torch.randperm(n, generator=g).to(x.device)
-        for start in range(0, n, batch_size):
+        if sample_weights is None:
+            perm = torch.randperm(n, generator=g).to(x.device)
+            starts = range(0, n, batch_size)
+        else:
+            perm = torch.multinomial(sample_weights, n_draw, replacement=True, generator=g).to(x.device)
+            starts = range(0, max(1, n_draw // batch_size) * batch_size, batch_size)  # drop_last
+        for start in starts:
             idx = perm[start : start + batch_size]
             pred = torch.einsum("bd,kdo->kbo", x[idx], w) + b[:, None, :]
             total = loss(pred, y[idx]).sum()
@@ -326,12 +349,26 @@ def class_probe(
     batch_size: int = 512,
     seed: int = 0,
     optimizer: str = "adamw",
+    n_classes: int | None = None,
+    balanced: bool = False,
+    samples_per_epoch: int | None = None,
 ) -> dict:
-    """Multinomial linear probe; returns ``acc`` (test), ``val_acc``, ``weight_decay``, ``val_acc_per_wd``."""
+    """Multinomial linear probe; returns ``acc`` and ``f1`` (test, weighted F1, :func:`weighted_f1`),
+    ``val_acc``, ``val_f1``, ``weight_decay``, ``val_acc_per_wd``, ``weight_decays``.
+
+    ``balanced``: class-balanced training, as myow-neuro's sleep-state probe (brief §3.7): every pass
+    draws ``samples_per_epoch`` rows (default: the number of training rows) with replacement, each
+    row with weight ``1 / (rows of its class)``, i.e. ``WeightedRandomSampler`` (so every class is
+    drawn equally often); myow-neuro uses 5,000 samples per pass.  Selection stays on validation
+    accuracy (unweighted, as myow-neuro).  ``n_classes`` defaults to the largest label + 1."""
     wds = default_weight_decays() if weight_decays is None else [float(v) for v in weight_decays]
     ztr, zva, zte = (_t(v) for v in (z_train, z_val, z_test))
     ytr, yva, yte = (_t(v, torch.long) for v in (y_train, y_val, y_test))
     n_cls = int(max(int(y.max()) if y.numel() else 0 for y in (ytr, yva, yte))) + 1
+    if n_classes is not None:
+        if int(n_classes) < n_cls:
+            raise ValueError(f"labels go up to {n_cls - 1}, beyond n_classes={n_classes}")
+        n_cls = int(n_classes)
     refit = zva.shape[0] == 0
     if refit:
         tr, va = _holdout(ztr.shape[0], seed)
@@ -339,26 +376,56 @@ def class_probe(
     else:
         zsel, ysel = ztr, ytr
     kw = dict(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, optimizer=optimizer)
+
+    def sampling(y: Tensor) -> dict:
+        if not balanced:
+            return {}
+        per_class = torch.bincount(y, minlength=n_cls).double()
+        return {"sample_weights": 1.0 / per_class[y], "samples_per_epoch": samples_per_epoch}
+
     xs, xv = standardise(zsel, zva)
-    w, b = fit_linear_heads(xs, ysel, n_cls, _ce_heads, wds, **kw)
+    w, b = fit_linear_heads(xs, ysel, n_cls, _ce_heads, wds, **kw, **sampling(ysel))
     pv = _predict(xv, w, b)
     vacc = (pv.argmax(-1) == yva).float().mean(-1)
     best = _select(vacc, _ce_heads(pv, yva))
     if refit:
         xs, xt = standardise(ztr, zte)
-        w, b = fit_linear_heads(xs, ytr, n_cls, _ce_heads, [wds[best]], **kw)
+        w, b = fit_linear_heads(xs, ytr, n_cls, _ce_heads, [wds[best]], **kw, **sampling(ytr))
         pt = _predict(xt, w, b)[0]
     else:
         (xt,) = standardise(ztr, zte)[1:]
         pt = _predict(xt, w[best : best + 1], b[best : best + 1])[0]
-    acc = (pt.argmax(-1) == yte).float().mean()
+    pred = pt.argmax(-1)
+    acc = (pred == yte).float().mean()
     return {
         "acc": float(acc),
+        "f1": weighted_f1(yte, pred, n_cls),
         "val_acc": float(vacc[best]),
+        "val_f1": weighted_f1(yva, pv[best].argmax(-1), n_cls),
         "weight_decay": wds[best],
         "val_acc_per_wd": vacc.tolist(),
         "weight_decays": wds,
     }
+
+
+def weighted_f1(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int | None = None) -> float:
+    """Support-weighted mean of the per-class F1 scores (sklearn's ``f1_score(average="weighted")``):
+    F1 of class c = 2 TP / (2 TP + FP + FN) (0 when the class is neither true nor predicted), weighted
+    by the class's number of true rows.  NaN for empty inputs.  (myow-neuro reports 0 whenever every
+    prediction is class 0, a quirk we do not copy.)"""
+    yt, yp = _t(y_true, torch.long).reshape(-1), _t(y_pred, torch.long).reshape(-1)
+    if yt.shape != yp.shape:
+        raise ValueError(f"y_true has {yt.numel()} labels, y_pred {yp.numel()}")
+    if yt.numel() == 0:
+        return float("nan")
+    n = max(int(yt.max()), int(yp.max())) + 1
+    n = max(n, int(n_classes or 0))
+    tp = torch.bincount(yt[yt == yp], minlength=n).double()
+    support = torch.bincount(yt, minlength=n).double()
+    predicted = torch.bincount(yp, minlength=n).double()
+    denom = support + predicted  # 2 TP + FP + FN
+    f1 = torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.zeros_like(tp))
+    return float((f1 * support).sum() / support.sum())
 
 
 def disentanglement(

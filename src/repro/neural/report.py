@@ -19,7 +19,8 @@ result tables could not be read (brief §2.8, §3.8), so every ``paper_value`` i
   the VAE and beta-VAE latents on every dataset), ``content_beats_style`` (content block alone >
   style block alone, §7.3), ``swap_vae_above_chance`` (accuracy >= ``ABOVE_CHANCE_FACTOR`` x chance
   on every dataset; "well above chance", §7.3; the factor is ours).
-* MYOW: ``myow_beats_byol_neural`` (MYOW > BYOL on every neural dataset; project page, §3.8),
+* MYOW: ``myow_beats_byol_neural`` (MYOW > BYOL on every reaching dataset; project page, §3.8; the
+  state accuracy of labelled-state datasets such as rodent sleep is listed in its detail only),
   ``myow_vs_byol_images`` (MYOW >= BYOL linear-probe accuracy on every image set), and the reference
   row ``myow_beats_raw`` (MYOW > z-scored raw counts; not a claim the brief attributes to the paper).
 
@@ -79,10 +80,11 @@ def metric_means(table: pd.DataFrame, experiment: str, metric: str, paper: str |
     return out.reset_index()[columns]
 
 
-def decoding_frame(table: pd.DataFrame, paper: str | None = None) -> pd.DataFrame:
-    """Per (dataset, model): mean direction accuracy (fraction) over seeds and the dataset's chance level
-    ``1 / n_classes`` (NaN when the rows carry no ``n_classes``)."""
-    acc = metric_means(table, "decoding", "direction_acc", paper)
+def decoding_frame(table: pd.DataFrame, paper: str | None = None, metric: str = "direction_acc") -> pd.DataFrame:
+    """Per (dataset, model): mean direction accuracy (fraction; or another decoding ``metric`` such as
+    ``state_acc``) over seeds and the dataset's chance level ``1 / n_classes`` (NaN when the rows carry
+    no ``n_classes``)."""
+    acc = metric_means(table, "decoding", metric, paper)
     if acc.empty:
         return acc.assign(chance=pd.Series(dtype=float))
     df = with_setting_columns(experiment_rows(table, "decoding", paper, fall_back_to_all=True), ["n_classes"])
@@ -122,39 +124,53 @@ def _model_colors(models: Sequence[str]) -> dict[str, str]:
     return {m: fixed.get(m) or next(extra) for m in models}
 
 
+def _accuracy_panel(ax, frame: pd.DataFrame, ylabel: str, title: str) -> None:
+    """Bars of ``frame`` (a :func:`decoding_frame`) per dataset x model, chance as dashed lines."""
+    datasets = list(dict.fromkeys(frame["dataset"]))
+    _bars(ax, frame, datasets, _model_order(frame["model"]), 100.0)
+    chance = frame.groupby("dataset")["chance"].first().reindex(datasets)
+    for i, c in enumerate(chance):
+        if math.isfinite(c):
+            ax.hlines(100.0 * c, i - 0.45, i + 0.45, colors="black", linestyles="--", lw=1)
+    ax.plot([], [], "k--", lw=1, label="chance")
+    ax.set_xticks(np.arange(len(datasets)), datasets)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+
+
 def plot_decoding(table: pd.DataFrame, path, paper: str) -> None:
-    """Direction accuracy per dataset x model (mean +- std over seeds, chance as a dashed line), a velocity
-    R^2 panel when the table has ``velocity_r2`` rows, and a content-vs-style panel when it has
-    ``disentanglement`` rows."""
+    """Direction accuracy per dataset x model (mean +- std over seeds, chance as a dashed line), a
+    state-accuracy panel when the table has ``state_acc`` rows (labelled-state datasets such as rodent
+    sleep; chance ``1 / n_classes``), a velocity R^2 panel when it has ``velocity_r2`` rows, and a
+    content-vs-style panel when it has ``disentanglement`` rows."""
     import matplotlib.pyplot as plt
 
     from repro.report.figures import figure_style, save_figure
 
     acc = decoding_frame(table, paper)
-    _require(acc, "decoding direction_acc")
+    states = decoding_frame(table, paper, "state_acc")
+    _require(pd.concat([acc, states]), "decoding direction_acc or state_acc")
     r2 = metric_means(table, "decoding", "velocity_r2", paper)
     content = metric_means(table, "disentanglement", "acc_content", paper)
     style = metric_means(table, "disentanglement", "acc_style", paper)
-    datasets = list(dict.fromkeys(acc["dataset"]))
-    models = _model_order(acc["model"])
-    panels = ["acc"] + (["r2"] if len(r2) else []) + (["dis"] if len(content) and len(style) else [])
+    datasets = list(dict.fromkeys([*acc["dataset"], *states["dataset"]]))
+    models = _model_order([*acc["model"], *states["model"]])
+    panels = (
+        (["acc"] if len(acc) else [])
+        + (["states"] if len(states) else [])
+        + (["r2"] if len(r2) else [])
+        + (["dis"] if len(content) and len(style) else [])
+    )
     with figure_style():
         width = max(5.0, 0.9 * len(datasets) * max(len(models), 2) / 2 + 2.5)
         fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 4.2), squeeze=False)
         for ax, panel in zip(axes[0], panels):
             if panel == "acc":
-                _bars(ax, acc, datasets, models, 100.0)
-                x = np.arange(len(datasets))
-                chance = acc.groupby("dataset")["chance"].first().reindex(datasets)
-                for i, c in enumerate(chance):
-                    if math.isfinite(c):
-                        ax.hlines(100.0 * c, i - 0.45, i + 0.45, colors="black", linestyles="--", lw=1)
-                ax.plot([], [], "k--", lw=1, label="chance")
-                ax.set_xticks(x, datasets)
-                ax.set_ylabel("direction accuracy, test (%)")
-                ax.set_title("Reach direction from the representation")
-                ax.set_ylim(0, 100)
-                ax.legend(fontsize=8)
+                _accuracy_panel(ax, acc, "direction accuracy, test (%)", "Reach direction from the representation")
+            elif panel == "states":
+                _accuracy_panel(ax, states, "state accuracy, test (%)", "Behavioural state from the representation")
             elif panel == "r2":
                 r2_models = _model_order(r2["model"])
                 r2_sets = [d for d in datasets if d in set(r2["dataset"])] + sorted(set(r2["dataset"]) - set(datasets))
@@ -269,8 +285,8 @@ def _pca2(z: np.ndarray) -> np.ndarray:
 
 def plot_embeddings(rep_files: Mapping[str, str | Path], path, max_points: int = 3000) -> None:
     """2-D PCA of the representation of the test bins (``split == 2``; every bin when there are none),
-    coloured by reach direction on a circular colormap, one panel per ``"dataset/model"`` file (rows:
-    datasets, columns: models), a legend naming the directions by angle."""
+    coloured by reach direction on a circular colormap (by state for ``task`` states), one panel per
+    ``"dataset/model"`` file (rows: datasets, columns: models), a legend naming the directions by angle."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
@@ -285,7 +301,7 @@ def plot_embeddings(rep_files: Mapping[str, str | Path], path, max_points: int =
     datasets = list(keyed)
     models = _model_order({m for d in keyed.values() for m in d})
     cmap = plt.get_cmap("hsv")
-    class_counts: set[int] = set()
+    class_counts: set[tuple[int, str]] = set()  # (n_classes, task)
     with figure_style():
         fig, axes = plt.subplots(
             len(datasets), len(models), figsize=(3.2 * len(models), 3.1 * len(datasets) + 0.6), squeeze=False
@@ -303,6 +319,7 @@ def plot_embeddings(rep_files: Mapping[str, str | Path], path, max_points: int =
                     direction = npz["direction"].astype(int)
                     split = npz["split"] if "split" in npz.files else np.full(z.shape[0], 2)
                     n_classes = int(npz["n_classes"]) if "n_classes" in npz.files else int(direction.max()) + 1
+                    task = str(npz["task"]) if "task" in npz.files else "direction"
                 rows = np.flatnonzero(split == 2)
                 if rows.size == 0:
                     rows = np.arange(z.shape[0])
@@ -311,7 +328,7 @@ def plot_embeddings(rep_files: Mapping[str, str | Path], path, max_points: int =
                 xy = _pca2(z[rows])
                 colors = cmap(direction[rows] / max(n_classes, 1))
                 ax.scatter(xy[:, 0], xy[:, 1], c=colors, s=6, alpha=0.7, linewidths=0)
-                class_counts.add(max(n_classes, 1))
+                class_counts.add((max(n_classes, 1), task))
                 ax.set_title(f"{dataset}\n{_label(model)} (d={z.shape[1]})", fontsize=9)
                 ax.set_xlabel("PC 1", fontsize=8)
                 ax.set_ylabel("PC 2", fontsize=8)
@@ -322,9 +339,10 @@ def plot_embeddings(rep_files: Mapping[str, str | Path], path, max_points: int =
                 marker="o",
                 ls="",
                 color=cmap(d / n),
-                label=("" if len(class_counts) == 1 else f"{n} classes: ") + f"direction {d} ({360.0 * d / n:.0f}°)",
+                label=("" if len(class_counts) == 1 else f"{n} classes: ")
+                + (f"state {d}" if task == "states" else f"direction {d} ({360.0 * d / n:.0f}°)"),
             )
-            for n in sorted(class_counts)
+            for n, task in sorted(class_counts)
             for d in range(n)
         ]
         fig.legend(
@@ -334,7 +352,8 @@ def plot_embeddings(rep_files: Mapping[str, str | Path], path, max_points: int =
             fontsize=8,
             bbox_to_anchor=(0.5, -0.02),
         )
-        fig.suptitle("Test-bin representations, first two principal components (colour: reach direction)")
+        what = "reach direction" + (" or state" if any(t == "states" for _, t in class_counts) else "")
+        fig.suptitle(f"Test-bin representations, first two principal components (colour: {what})")
         fig.tight_layout(rect=(0, 0.05, 1, 1))
         save_figure(fig, path)
 
@@ -497,6 +516,10 @@ def myow_claims(table: pd.DataFrame) -> list[Claim]:
         strict=True,
         missing="no decoding rows with both MYOW and BYOL",
     )
+    states = _means(table, "decoding", "state_acc", paper)  # labelled-state datasets (rodent sleep)
+    _, state_details = _pairwise(states, "myow", ("byol",))
+    if state_details:
+        neural.detail += "; not in measured, state accuracy: " + "; ".join(state_details)
 
     probe = _means(table, "images", "linear_probe_acc", paper)
     knn = _means(table, "images", "knn_acc", paper)

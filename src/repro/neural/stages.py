@@ -9,7 +9,8 @@ No Snakemake here; a rule script calls one function below and turns its records 
 
 * :func:`load_trials`: a :class:`~repro.neural.trials.TrialData` from a named loader (``reach``: our
   synthetic centre-out reaching session, brief ``shared/papers/ssl_graph_neural.md`` §4; ``swap_synthetic``:
-  the paper's synthetic benchmark, §2.5).
+  the paper's synthetic benchmark, §2.5; ``reach_pickle``: a monkey session of the MYOW repository;
+  ``rodent_npy`` / ``rodent_like``: MYOW's rodent sleep recording / our stand-in, §3.6, §4).
 * :func:`train_neural` (experiment ``training``): train one model (Swap-VAE, VAE, beta-VAE, MYOW, BYOL,
   or none for ``raw`` counts) and return the representation of every bin plus the labels the
   evaluation and the plots need, so that the ``.npz`` of the arrays is self-contained.
@@ -35,7 +36,12 @@ decoding / direction_delta_acc  test delta-accuracy (error < 1.5 pi/C)
 decoding / val_acc            validation accuracy at the chosen weight decay
 decoding / direction_weight_decay  the weight decay chosen on validation
 decoding / velocity_r2        ridge R^2 of hand velocity (only when the data have velocity)
-decoding / knn_acc            cosine k-NN accuracy of the direction class
+decoding / knn_acc            cosine k-NN accuracy of the direction class (of the state for ``task`` states)
+decoding / state_acc          ``task`` states (e.g. rodent sleep): test accuracy of the class-balanced
+                              multinomial probe (weight decay chosen on validation accuracy)
+decoding / state_f1           its test weighted F1 (per-class F1 weighted by support)
+decoding / val_f1             its validation weighted F1 at the chosen weight decay
+decoding / state_weight_decay the weight decay chosen on validation
 disentanglement / acc_content, acc_style, delta_acc_content, delta_acc_style, r2_content,
                               r2_style (the r2 rows only with velocity): direction / velocity
                               decoded from the content block alone vs the style block alone
@@ -45,8 +51,9 @@ images / knn_acc              cosine k-NN test accuracy
 images_training / <key>       per-epoch history of ``train_myow_images``
 ============================  ================================================================
 
-The decoding ``setting`` holds ``n_classes`` (chance is ``1 / n_classes``) and ``speed_threshold``
-(``None`` when no speed filter was applied).
+The decoding ``setting`` holds ``n_classes`` (chance is ``1 / n_classes``), ``task`` (``direction`` or
+``states``; the state rows also ``balanced_samples``) and ``speed_threshold`` (``None`` when no speed
+filter was applied).
 """
 
 from __future__ import annotations
@@ -63,12 +70,20 @@ import torch
 
 from repro.neural.myow import embed_neural, train_myow_neural
 from repro.neural.myow_images import embed_images, train_myow_images
-from repro.neural.probes import class_probe, direction_probe, disentanglement, knn_accuracy, speed_mask, velocity_r2
+from repro.neural.probes import (
+    class_probe,
+    direction_probe,
+    disentanglement,
+    knn_accuracy,
+    speed_mask,
+    velocity_r2,
+)
 from repro.neural.reach import reach_population
 from repro.neural.reach_pickle import reach_pickle
+from repro.neural.rodent import DEFAULT_BLOCK_BINS, RATES_FILE, STATES_FILE, rodent_like, rodent_sleep
 from repro.neural.swap_synthetic import swap_synthetic
 from repro.neural.swapvae import train_swapvae
-from repro.neural.trials import TrialData
+from repro.neural.trials import TASKS, TrialData
 
 __all__ = [
     "IMAGE_MODELS",
@@ -116,18 +131,60 @@ def _reach_pickle_signature(
     """The options loader ``reach_pickle`` accepts (for the unknown-key check)."""
 
 
+def artifact_names(artifact: str | list[str] | tuple[str, ...]) -> list[str]:
+    """A loader's ``artifact`` option as a list of artifact names (one name or a list of names)."""
+    names = [artifact] if isinstance(artifact, str) else list(artifact)
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"artifact must be an artifact name or a non-empty list of names, got {artifact!r}")
+    return names
+
+
+def _rodent_npy(*, artifact, resources_dir: str = "resources", **options: Any) -> TrialData:
+    """Paper tier: MYOW's rodent recording, its two ``.npy`` files in ``<resources_dir>/artifacts/<artifact>``
+    (one artifact folder holding both, or a list of artifacts, e.g. one per file)."""
+    folders = [Path(resources_dir) / "artifacts" / name for name in artifact_names(artifact)]
+    return rodent_sleep(folders, **options)
+
+
+def _rodent_npy_signature(
+    artifact,
+    resources_dir="resources",
+    *,
+    rates_file=RATES_FILE,
+    states_file=STATES_FILE,
+    split=(0.7, 0.1, 0.2),
+    block_bins=DEFAULT_BLOCK_BINS,
+    n_states=3,
+):
+    """The options loader ``rodent_npy`` accepts (for the unknown-key check)."""
+
+
 #: loader name -> (function building the TrialData, the function whose keyword arguments are accepted,
 #: keywords refused)
 LOADERS: dict[str, tuple[Callable[..., TrialData], Callable[..., Any], frozenset[str]]] = {
     "reach": (_reach, reach_population, frozenset()),
     "swap_synthetic": (_swap_synthetic, swap_synthetic, frozenset({"return_info"})),
     "reach_pickle": (_reach_pickle, _reach_pickle_signature, frozenset()),
+    "rodent_npy": (_rodent_npy, _rodent_npy_signature, frozenset()),
+    "rodent_like": (rodent_like, rodent_like, frozenset()),
 }
 
 #: keys of ``train_neural`` options a model does not forward (set by the stage itself)
 _FIXED = {"swap_vae": {"data", "variant"}, "myow": {"data", "mined"}}
 RAW_OPTIONS = ("seed", "min_std")
-EVAL_OPTIONS = ("speed_threshold", "probe_epochs", "epochs", "weight_decays", "knn_k", "seed", "lr", "batch_size")
+EVAL_OPTIONS = (
+    "speed_threshold",
+    "probe_epochs",
+    "epochs",
+    "weight_decays",
+    "knn_k",
+    "seed",
+    "lr",
+    "batch_size",
+    "balanced_samples",
+)
+#: state-classification probe: rows drawn per pass by the class-balanced sampler (myow-neuro, brief §3.7)
+BALANCED_SAMPLES = 5000
 IMAGE_OWN_OPTIONS = ("n_train", "n_val", "n_test", "probe_epochs", "weight_decays", "knn_k", "seed")
 
 
@@ -215,9 +272,12 @@ def _np(x: torch.Tensor) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------- data
 def load_trials(loader: str, options: Mapping[str, Any] | None = None) -> TrialData:
-    """The :class:`TrialData` of loader ``reach`` (``reach_population(**options)[0]``) or ``swap_synthetic``
-    (``swap_synthetic(**options)``).  Lists in ``options`` are passed as tuples.  An unknown loader or
-    option raises ``ValueError`` naming it and listing the accepted ones."""
+    """The :class:`TrialData` of a loader of :data:`LOADERS`: ``reach`` (``reach_population(**options)[0]``),
+    ``swap_synthetic`` (``swap_synthetic(**options)``), ``reach_pickle`` (paper tier, option ``artifact``),
+    ``rodent_npy`` (paper tier: MYOW's rodent sleep recording, option ``artifact`` = one artifact name
+    or a list, :func:`repro.neural.rodent.rodent_sleep`) or ``rodent_like`` (its offline stand-in,
+    :func:`repro.neural.rodent.rodent_like`).  Lists in ``options`` are passed as tuples.  An unknown
+    loader or option raises ``ValueError`` naming it and listing the accepted ones."""
     if loader not in LOADERS:
         raise ValueError(f"unknown loader {loader!r}; accepted: {sorted(LOADERS)}")
     build, signature_of, refused = LOADERS[loader]
@@ -268,7 +328,8 @@ def train_neural(
     a key it does not accept raises ``ValueError``.  Returns ``(arrays, records)``: ``arrays`` has one
     row per bin of ``data`` (eval mode) -- ``representation [B, d]`` float32, the Swap-VAE family's
     ``content`` / ``style``, the labels ``direction``, ``angle``, ``velocity``, ``split``, ``trial``,
-    ``time`` and the scalars ``n_classes`` and ``seed`` (0-d arrays); ``records`` are experiment
+    ``time`` and the 0-d arrays ``n_classes``, ``task`` (``data.task``: ``"direction"`` or ``"states"``,
+    which evaluation :func:`evaluate_neural` runs) and ``seed``; ``records`` are experiment
     ``training`` rows (module docstring).
     """
     if model not in NEURAL_MODELS:
@@ -301,6 +362,7 @@ def train_neural(
     for key in LABEL_KEYS:
         arrays[key] = _np(getattr(data, key))
     arrays["n_classes"] = np.asarray(int(data.n_classes), dtype=np.int64)
+    arrays["task"] = np.asarray(data.task)  # 0-d unicode array: the evaluation reads it (no pickle needed)
     arrays["seed"] = np.asarray(seed, dtype=np.int64)
 
     records = _history_records(history, "training", model, dataset, seed, base)
@@ -324,9 +386,18 @@ def evaluate_neural(
     the direction class, training bins as the reference set.  For the Swap-VAE family with a content
     block, the ``disentanglement`` rows decode from content alone and style alone.
 
+    Labelled states (the arrays' ``task`` is ``"states"``, saved by :func:`train_neural` from
+    ``TrialData.task``; e.g. rodent sleep, brief §3.7): instead of the angular probe, a multinomial
+    linear probe of the ``direction`` labels (:func:`repro.neural.probes.class_probe`, the same
+    weight-decay sweep chosen on validation accuracy) trained **class-balanced** with weighted
+    sampling (each pass draws ``balanced_samples`` rows, default 5000, with replacement, every class
+    equally likely: myow-neuro's ``WeightedRandomSampler``; ``balanced_samples: null`` trains on plain
+    shuffled passes); rows ``state_acc``, ``state_f1`` (weighted F1), ``val_acc``, ``val_f1``,
+    ``state_weight_decay`` and ``knn_acc``.  Arrays without ``task`` are ``"direction"``.
+
     Options: ``speed_threshold``, ``probe_epochs`` (alias ``epochs``; default 100), ``weight_decays``
     (default the 20 values ``2**[-10..9]``), ``knn_k``, ``lr`` (0.01), ``batch_size`` (512), ``seed``
-    (default: the arrays' ``seed``, else 0; also the probes' seed).
+    (default: the arrays' ``seed``, else 0; also the probes' seed), ``balanced_samples`` (states only).
     """
     if model not in NEURAL_MODELS:
         raise ValueError(f"unknown model {model!r}; accepted: {list(NEURAL_MODELS)}")
@@ -334,7 +405,11 @@ def evaluate_neural(
     _check_keys(opts, EVAL_OPTIONS, "evaluate_neural")
     if "epochs" in opts and "probe_epochs" in opts:
         raise ValueError("give either 'probe_epochs' or its alias 'epochs', not both")
-    missing = [k for k in ("representation", "direction", "angle", "split") if k not in reps]
+    task = str(np.asarray(reps["task"])) if "task" in reps else "direction"
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r} in the representation arrays; accepted: {list(TASKS)}")
+    needed = ("representation", "direction", "split") + (("angle",) if task == "direction" else ())
+    missing = [k for k in needed if k not in reps]
     if missing:
         raise ValueError(f"representation arrays lack {missing}")
     seed = int(opts.get("seed", int(reps["seed"]) if "seed" in reps else 0))
@@ -352,9 +427,9 @@ def evaluate_neural(
 
     z = torch.as_tensor(np.asarray(reps["representation"], dtype=np.float32))
     direction = torch.as_tensor(np.asarray(reps["direction"], dtype=np.int64))
-    angle = torch.as_tensor(np.asarray(reps["angle"], dtype=np.float32))
-    split = torch.as_tensor(np.asarray(reps["split"], dtype=np.int64))
     b = z.shape[0]
+    angle = torch.as_tensor(np.asarray(reps.get("angle", np.full(b, np.nan)), dtype=np.float32))
+    split = torch.as_tensor(np.asarray(reps["split"], dtype=np.int64))
     velocity = torch.as_tensor(np.asarray(reps.get("velocity", np.zeros((b, 2))), dtype=np.float32))
     n_classes = int(reps["n_classes"]) if "n_classes" in reps else int(direction.max()) + 1
     has_velocity = bool((velocity != 0).any())
@@ -369,6 +444,7 @@ def evaluate_neural(
     tr, va, te = masks
     setting = {
         "n_classes": n_classes,
+        "task": task,
         "speed_threshold": applied,
         "probe_epochs": probe_epochs,
         "weight_decays": "2**[-10..9]" if wds is None else [float(w) for w in wds],
@@ -377,6 +453,33 @@ def evaluate_neural(
 
     def rec(experiment: str, metric: str, value: float) -> dict:
         return _record(experiment, model, dataset, seed, metric, value, setting)
+
+    if task == "states":
+        balanced = opts.get("balanced_samples", BALANCED_SAMPLES)
+        setting["balanced_samples"] = None if balanced is None else int(balanced)
+        probe = class_probe(
+            z[tr],
+            direction[tr],
+            z[va],
+            direction[va],
+            z[te],
+            direction[te],
+            n_classes=n_classes,
+            balanced=balanced is not None,
+            samples_per_epoch=None if balanced is None else int(balanced),
+            **probe_kw,
+        )
+        knn = knn_accuracy(z[tr], direction[tr], z[te], direction[te], k=k)
+        return [
+            rec("decoding", "state_acc", probe["acc"]),
+            rec("decoding", "state_f1", probe["f1"]),
+            rec("decoding", "val_acc", probe["val_acc"]),
+            rec("decoding", "val_f1", probe["val_f1"]),
+            rec("decoding", "state_weight_decay", probe["weight_decay"]),
+            rec("decoding", "knn_acc", knn),
+        ]
+    if not bool(torch.isfinite(angle[tr | va | te]).all()):
+        raise ValueError("task 'direction' needs finite angles; these arrays have NaN angles (task 'states'?)")
 
     probe = direction_probe(z[tr], angle[tr], z[va], angle[va], z[te], angle[te], n_classes, **probe_kw)
     out = [

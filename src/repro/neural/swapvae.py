@@ -297,9 +297,9 @@ def count_jitter_pairs(
     d = data if rows is None else data.subset(rows)
     if d.counts.shape[0] == 0:
         return 0
-    _, length = d.trial_bounds()
+    start, length = d.trial_bounds()
     lens = torch.repeat_interleave(length, length)
-    t = d.time
+    t = d.time - torch.repeat_interleave(d.time[start], length)  # 0, 1, ... also for recording-wide times
     hi = torch.minimum(lens - 1, t + max_shift)
     lo = torch.clamp(t + lo_shift, min=0)
     return int((hi - lo + 1).clamp(min=0).sum())
