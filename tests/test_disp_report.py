@@ -180,6 +180,11 @@ def test_claims_that_do_not_hold_and_best_2of4():
     assert claims["close_to_2of4"].measured == pytest.approx(110 / 90) and claims["close_to_2of4"].holds is False
     detail = claims["close_to_2of4"].detail
     assert "wanda 2:4" in detail and "sparsegpt 2:4" in detail
+    assert (
+        "austen_test: DISP-LLM 110 vs wanda 2:4 100 (ratio 1.1), sparsegpt 2:4 90 (ratio 1.22); stronger: sparsegpt"
+        in detail
+    )
+    assert "kjv: DISP-LLM 100 vs wanda 2:4 100 (ratio 1), sparsegpt 2:4 120 (ratio 0.833); stronger: wanda" in detail
 
 
 def test_missing_runs_give_nan_and_none():

@@ -127,6 +127,7 @@ def test_keys_shapes_and_float64(case):
         assert s["attn_in_cov"].shape == (d, d)
         assert s["mlp_in_cov"].shape == (d, d)
         assert s["mlp_mid_cov"].shape == (la.intermediate_size,) * 2
+        assert s["attn_mid_cov"].shape == (la.attention_output_linear().in_features,) * 2
         assert s["q_energy"].shape == (la.num_heads, la.head_dim)
         assert s["k_energy"].shape == (la.num_kv_heads, la.head_dim)
         wanda = {k.removeprefix("wanda.") for k in s if k.startswith("wanda.")}
@@ -159,6 +160,8 @@ def test_covariances_match_direct_computation(case):
             assert_close(s["mlp_in_cov"], _cov(la.mlp_input_norm()(_mlp_norm_input(la, inputs, x))))
         mid = inputs[(la.index, _name(la, la.mlp_output_linear()))]
         assert_close(s["mlp_mid_cov"], _cov(mid))
+        attn_mid = inputs[(la.index, _name(la, la.attention_output_linear()))]
+        assert_close(s["attn_mid_cov"], _cov(attn_mid))
         if model_type == "phi":
             assert torch.equal(s["mlp_in_cov"], s["attn_in_cov"])
         if not la.pre_norm:

@@ -8,7 +8,7 @@ import torch
 from repro.llm import stages
 from repro.llm.calibration import load_statistics
 from repro.llm.compressed import read_compression_info
-from repro.llm.runs import expand_runs, run_setting
+from repro.llm.runs import SPARSE_METHODS, expand_runs, run_setting
 from repro.llm.tiny_assets import build_tiny_llm, write_tiny_texts
 
 SECTION = {
@@ -18,6 +18,11 @@ SECTION = {
         "wanda": {"runs": {"2of4": {"pattern": "2:4"}}},
         "modegpt": {"targets": [0.3]},  # original mode: the cached statistics of the calibrate stage
         "disp_llm": {"targets": [0.3], "options": {"steps": 4, "train_seq_len": 16}},
+        "sparsegpt": {  # sequential (own pass) and original (the cached statistics)
+            "runs": {"2of4": {"pattern": "2:4"}, "u0.50": {"sparsity": 0.5, "calibration": "original"}},
+            "options": {"blocksize": 32},
+        },
+        "svd_llm": {"targets": [0.3]},  # original mode: the cached statistics
     }
 }
 RUNS = expand_runs(SECTION)
@@ -52,12 +57,15 @@ def test_compress_saves_a_real_model_that_the_records_describe(assets, run):
     model, tokenizer = stages.load_model(out, device="cpu")
     setting = run_setting(spec, "tiny")
     records = {r["metric"]: r["value"] for r in stages.parameter_records(dense, model, spec, setting)}
-    if spec["method"] == "wanda":
+    info = read_compression_info(out)["info"]
+    if spec["method"] in SPARSE_METHODS:
         assert records["params_total"] == sum(p.numel() for p in dense.parameters())
         assert records["nonzero_total"] < records["params_total"]
         assert records["target_rel_error"] == pytest.approx(0.0, abs=1e-6)  # exactly half of every linear
     else:
         assert records["params_total"] == sum(p.numel() for p in model.parameters())
+    if spec["method"] in ("svd_llm", "modegpt") or spec["settings"].get("calibration") == "original":
+        assert info["calibration"]["source"] == "statistics"  # no calibration pass of its own
     if spec["target_removed"] is not None:
         assert "target_params" in records
         expected = records["params_total"] / records["target_params"] - 1

@@ -437,9 +437,20 @@ def test_save_load_round_trip_gives_identical_logits(tmp_path, model_type, kind,
 
 # ---------------------------------------------------------------------------------------------- registry
 def test_registry_dispatch_and_errors(monkeypatch):
-    assert set(registry.METHODS) == {"dense", "wanda", "shortgpt", "slicegpt", "modegpt", "disp_llm"}
+    assert set(registry.METHODS) == {
+        "dense",
+        "wanda",
+        "shortgpt",
+        "slicegpt",
+        "modegpt",
+        "disp_llm",
+        "sparsegpt",
+        "svd_llm",
+    }
     assert registry.METHODS["slicegpt"] == "repro.llm.methods.slicegpt:slicegpt"
-    with pytest.raises(ValueError, match="allowed kinds: dense, disp_llm, modegpt, shortgpt, slicegpt, wanda"):
+    with pytest.raises(
+        ValueError, match="allowed kinds: dense, disp_llm, modegpt, shortgpt, slicegpt, sparsegpt, svd_llm, wanda"
+    ):
         registry.compress("magnitude", tiny_model("phi"), None, _ids())
     model = tiny_model("phi")
     same, info, loader = registry.compress("dense", model, None, None)

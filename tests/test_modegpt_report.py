@@ -120,3 +120,35 @@ def test_allocation_rows_and_figure(tmp_path):
     assert (tmp_path / "allocation.png").stat().st_size > 10_000 and (tmp_path / "allocation.pdf").exists()
     with pytest.raises(ValueError, match="allocation"):
         allocation_records({}, setting)
+
+
+def svd_llm_rows(run, target, ppl, model="smollm2"):
+    """llm_compression perplexity rows of one SVD-LLM run."""
+    setting = {"run": run, "series": "SVD-LLM", "target_removed": target, "convention": "total"}
+    return [
+        tidy_rows(
+            [{"method": "svd_llm", "setting": setting, "seed": 0, "metric": "perplexity", "value": v, "dataset": ds}],
+            paper="llm_compression",
+            experiment="perplexity",
+            tier="test",
+            provenance=PROV,
+            model=model,
+        )
+        for v, ds in zip(ppl, ("austen_test", "kjv"))
+    ]
+
+
+def test_modegpt_beats_svd_llm_at_shared_targets():
+    base = full_table()  # MoDeGPT: 20% (22, 33), 30% (30, 40)
+    rows = svd_llm_rows("svd_llm-r0.20", 0.2, (30.0, 40.0)) + svd_llm_rows("svd_llm-r0.30", 0.3, (35.0, 45.0))
+    rows += svd_llm_rows("svd_llm-r0.25", 0.25, (1.0, 1.0))  # no MoDeGPT run at 25%: not paired
+    rows += svd_llm_rows("svd_llm-ratio0.20", None, (1.0, 1.0))  # the official knob, no target: not paired
+    claims = by_id(modegpt_claims(validate_table(pd.concat([base, *rows], ignore_index=True))))
+    claim = claims["modegpt_beats_svd_llm"]
+    assert claim.measured == pytest.approx(max(22 / 30, 33 / 40, 30 / 35, 40 / 45)) and claim.holds is True
+    assert "30% kjv: 40 / 45" in claim.detail
+    worse = validate_table(pd.concat([base, *svd_llm_rows("svd_llm-r0.30", 0.3, (29.0, 50.0))], ignore_index=True))
+    claim = by_id(modegpt_claims(worse))["modegpt_beats_svd_llm"]
+    assert claim.measured == pytest.approx(30 / 29) and claim.holds is False
+    missing = by_id(modegpt_claims(base))["modegpt_beats_svd_llm"]
+    assert math.isnan(missing.measured) and missing.holds is None and "no MoDeGPT and SVD-LLM" in missing.detail

@@ -1,5 +1,5 @@
-# LLM compression substrate and baselines (SliceGPT, Wanda, ShortGPT), shared by DISP-LLM and
-# MoDeGPT.  prepared model -> calibrate -> compress (one job per run) -> params / perplexity /
+# LLM compression substrate and baselines (SliceGPT, Wanda, SparseGPT, ShortGPT, SVD-LLM),
+# shared by DISP-LLM and MoDeGPT.  prepared model -> calibrate -> compress (one job per run) -> params / perplexity /
 # zero-shot / speed -> paper table -> figures.  Code: src/repro/llm/ (stages.py is what each
 # rule runs; runs.py expands the config's methods and targets into the {run} wildcard).
 import re

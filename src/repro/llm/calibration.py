@@ -22,6 +22,11 @@ for decoder layer ``l`` the keys are ``f"layers.{l}.<name>"``:
     ``mlp_input_norm``.  For Phi (parallel block, one shared norm) this equals ``attn_in_cov`` and
     is stored anyway (a copy).  For post-LN layers it is what fc1 reads: the attention-block output
     after ``self_attn_layer_norm``.
+``attn_mid_cov`` (h_q d_h x h_q d_h)
+    ``sum_t z_t^T z_t`` of the input of the attention output projection (``o_proj`` / ``out_proj`` /
+    ``dense``): the concatenated per-head attention outputs.  With the three input covariances above
+    and ``mlp_mid_cov`` below, every linear of a layer has the second moment ``X^T X`` of what it
+    reads (:func:`linear_input_statistic` names it): SparseGPT's Hessian and SVD-LLM's whitening.
 ``mlp_mid_cov`` (d_int x d_int)
     ``sum_t h_t^T h_t`` of the input of the MLP output projection (after the activation / SiLU
     gating): MoDeGPT's ``C_sigma`` for the type-I Nystrom step.
@@ -60,7 +65,7 @@ inputs.  Peak memory is therefore bounded by the model, the hidden states of the
 layer's float64 accumulators (dominated by ``mlp_mid_cov``: ``8 * d_int**2`` bytes) and one
 batch's float64 activations.  The *returned* dictionary holds every layer's statistics on the CPU
 (for LLaMA-2-7B ``mlp_mid_cov`` alone is ~31 GB): restrict ``which`` or consume the statistics per
-layer through ``transform_layer`` for large models.
+layer through ``transform_layer`` with ``keep_layer_statistics=False`` for large models.
 
 Original versus sequential calibration: with ``transform_layer=None`` (mode ``"original"``) all
 statistics are those of the given model.  With a callback (mode ``"sequential"``),
@@ -94,6 +99,7 @@ __all__ = [
     "calibration_batches",
     "collect_statistics",
     "layer_statistics",
+    "linear_input_statistic",
     "load_statistics",
     "save_statistics",
 ]
@@ -102,7 +108,17 @@ log = logging.getLogger(__name__)
 
 #: Names accepted in ``collect_statistics(which=...)``; ``tokens`` is always stored.
 ALL_STATISTICS: frozenset[str] = frozenset(
-    {"resid_in_cov", "attn_in_cov", "mlp_in_cov", "mlp_mid_cov", "q_energy", "k_energy", "wanda_norms", "bi"}
+    {
+        "resid_in_cov",
+        "attn_in_cov",
+        "attn_mid_cov",
+        "mlp_in_cov",
+        "mlp_mid_cov",
+        "q_energy",
+        "k_energy",
+        "wanda_norms",
+        "bi",
+    }
 )
 
 TransformLayer = Callable[[int, LayerAdapter, dict[str, torch.Tensor]], Any]
@@ -250,6 +266,8 @@ class _LayerAccumulator:
             self._hook_input(attn_in[0], "attn_in_cov", self._cov)
         if "mlp_in_cov" in which and not self.shared_norm:
             self._hook_input(la.mlp_input_linears()[0], "mlp_in_cov", self._cov)
+        if "attn_mid_cov" in which:
+            self._hook_input(la.attention_output_linear(), "attn_mid_cov", self._cov)
         if "mlp_mid_cov" in which:
             self._hook_input(la.mlp_output_linear(), "mlp_mid_cov", self._cov)
         if "wanda_norms" in which:
@@ -335,6 +353,28 @@ class _LayerAccumulator:
         return {key: value.cpu().contiguous() for key, value in sorted(out.items())}
 
 
+def linear_input_statistic(la: LayerAdapter, name: str) -> str:
+    """The short key of the covariance ``X^T X`` of what linear ``name`` of ``la.named_linears()`` reads.
+
+    ``"attn_in_cov"`` for the attention input linears (q/k/v or fused qkv), ``"attn_mid_cov"`` for
+    the attention output projection, ``"mlp_in_cov"`` for the MLP input linears (gate/up or fc1) and
+    ``"mlp_mid_cov"`` for the MLP output projection.  ``ValueError`` for any other linear.
+    """
+    linears = la.named_linears()
+    if name not in linears:
+        raise ValueError(f"layer {la.index} has no linear {name!r}; linears: {sorted(linears)}")
+    module = linears[name]
+    if any(module is lin for lin in la.attention_input_linears()):
+        return "attn_in_cov"
+    if module is la.attention_output_linear():
+        return "attn_mid_cov"
+    if any(module is lin for lin in la.mlp_input_linears()):
+        return "mlp_in_cov"
+    if module is la.mlp_output_linear():
+        return "mlp_mid_cov"
+    raise ValueError(f"layer {la.index}: linear {name!r} is not an attention or MLP projection")
+
+
 # ---------------------------------------------------------------------------------------------- main
 def _run_layer(layer: nn.Module, hidden: torch.Tensor, extra: tuple, kwargs: dict) -> torch.Tensor:
     return _layer_output(layer(hidden, *extra, **kwargs))
@@ -350,6 +390,7 @@ def collect_statistics(
     progress: bool = True,
     transform_layer: TransformLayer | None = None,
     keep_final_hidden: bool = False,
+    keep_layer_statistics: bool = True,
 ) -> CalibrationStatistics:
     """Collect per-layer calibration statistics, streaming layer by layer (see the module docstring).
 
@@ -370,6 +411,9 @@ def collect_statistics(
             layer is looked up again before its outputs are computed.
         keep_final_hidden: also return the output of the last decoder layer (before the final norm),
             ``(n_samples, seq_len, d)`` in the model dtype, as the ``final_hidden`` attribute.
+        keep_layer_statistics: ``False`` (only with ``transform_layer``): the per-layer statistics
+            are handed to the callback and then dropped, so the result holds only ``tokens`` and
+            ``bi``; peak memory then holds one layer's statistics instead of all of them.
 
     Returns:
         :class:`CalibrationStatistics` (a ``dict[str, Tensor]`` of float64 CPU tensors keyed
@@ -382,6 +426,8 @@ def collect_statistics(
         raise ValueError(f"unknown statistics {sorted(unknown)}; choose from {sorted(ALL_STATISTICS)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if not keep_layer_statistics and transform_layer is None:
+        raise ValueError("keep_layer_statistics=False needs a transform_layer that consumes the statistics")
     input_ids = torch.as_tensor(input_ids)
     if input_ids.dim() != 2 or input_ids.dtype not in (torch.long, torch.int, torch.int32):
         raise ValueError(
@@ -421,18 +467,21 @@ def collect_statistics(
             del acc
             if "bi" in layer_stats:
                 bi[idx] = layer_stats.pop("bi")
-            for key, value in layer_stats.items():
-                stats[f"layers.{idx}.{key}"] = value
+            if keep_layer_statistics:
+                for key, value in layer_stats.items():
+                    stats[f"layers.{idx}.{key}"] = value
             if transform_layer is not None:
                 view = dict(layer_stats)
                 if "bi" in which:
                     view["bi"] = bi[idx].clone()
                 view["tokens"] = torch.tensor(tokens, dtype=torch.int64)
                 transform_layer(idx, la, view)
+                del view
                 layer = adapter.decoder_layers_container()[idx]
                 for i, h in enumerate(hidden):
                     extra, kwargs = layer_kwargs[h.shape[0]]
                     hidden[i] = _run_layer(layer, h, extra, kwargs)
+            del layer_stats
             bar.update(1)
         bar.close()
         if keep_final_hidden:

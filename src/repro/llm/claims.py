@@ -4,7 +4,7 @@ The table (paper ``"llm_compression"``) holds one row per measured value (see
 ``repro.report.rows``); every row's setting names its ``run``, the plotted ``series`` and the
 ``target_removed`` fraction of total parameters (``null`` for a method's own knob).  The x-coordinate
 of a run is always its *measured* ``removed_total`` (fraction of the dense model's total parameters
-removed, tied embeddings counted once; non-zeros for Wanda), joined on ``(model, run)``.
+removed, tied embeddings counted once; non-zeros for Wanda and SparseGPT), joined on ``(model, run)``.
 
 Paper values and thresholds are fixed here in code, from the brief (``papers/llm_compression.md``),
 never from the config.  A claim whose runs are absent is still listed, with ``measured`` NaN and

@@ -24,6 +24,7 @@ from repro.llm.compressed import save_compressed
 from repro.llm.eval.perplexity import perplexity
 from repro.llm.methods.registry import compress
 from repro.llm.params import compression_ratio, parameter_counts
+from repro.llm.runs import SPARSE_METHODS
 from repro.llm.stages import jsonable, load_model
 
 
@@ -37,10 +38,14 @@ def _settings(args) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="model folder")
-    parser.add_argument("--method", required=True, help="dense, slicegpt, wanda or shortgpt")
-    parser.add_argument("--sparsity", type=float, help="slicegpt width reduction / wanda unstructured sparsity")
-    parser.add_argument("--pattern", help="wanda N:M pattern, e.g. 2:4")
-    parser.add_argument("--ratio", type=float, help="shortgpt fraction of parameters to remove")
+    parser.add_argument("--method", required=True, help="dense, slicegpt, wanda, sparsegpt, shortgpt or svd_llm")
+    parser.add_argument(
+        "--sparsity", type=float, help="slicegpt width reduction / wanda, sparsegpt unstructured sparsity"
+    )
+    parser.add_argument("--pattern", help="wanda / sparsegpt N:M pattern, e.g. 2:4")
+    parser.add_argument(
+        "--ratio", type=float, help="shortgpt fraction of parameters / svd_llm fraction of each linear to remove"
+    )
     parser.add_argument("--calibration", type=Path, required=True, help="calibration text file")
     parser.add_argument("--n-samples", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=512)
@@ -67,7 +72,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         model, info, loader = compress(args.method, model, tokenizer, ids, **_settings(args))
         report["compress_seconds"] = round(time.perf_counter() - t0, 2)
-        counts = parameter_counts(model, get_adapter(model), nonzero=args.method == "wanda")
+        counts = parameter_counts(model, get_adapter(model), nonzero=args.method in SPARSE_METHODS)
         report["compressed"] = counts
         report["removed"] = compression_ratio(dense, counts)
         if args.evaluation is not None:
@@ -78,6 +83,8 @@ def main(argv=None) -> int:
             writer = None
             if loader == "slicegpt":
                 from repro.llm.methods.slicegpt import write_weights as writer
+            elif loader == "svd_llm":
+                from repro.llm.methods.svd_llm import write_weights as writer
             info = jsonable({k: v for k, v in info.items() if k != "statistics"})
             save_compressed(
                 model, tokenizer, args.out, method=args.method, info=info, loader=loader, write_weights=writer

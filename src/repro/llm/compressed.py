@@ -6,8 +6,8 @@ parameter counts, which loader rebuilds it).  ``load_compressed(path)`` reloads 
 without ``trust_remote_code``:
 
 * loader ``"hf"``: the result is a standard transformers architecture (ShortGPT's
-  shallower model, Wanda's zeroed weights, a model whose config carries its new
-  widths); ``from_pretrained`` rebuilds it;
+  shallower model, Wanda's and SparseGPT's zeroed weights, a model whose config carries
+  its new widths); ``from_pretrained`` rebuilds it;
 * any other loader name: a function registered with ``register_loader`` in this
   package (e.g. SliceGPT's layers with shortcut matrices) rebuilds it from the folder.
 
@@ -35,6 +35,7 @@ LOADER_MODULES = {
     "slicegpt": "repro.llm.methods.slicegpt_modules",
     "modegpt": "repro.llm.methods.modegpt_modules",
     "disp_llm": "repro.llm.methods.disp_modules",
+    "svd_llm": "repro.llm.methods.svd_llm",
 }
 
 

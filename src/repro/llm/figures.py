@@ -1,7 +1,7 @@
 """Figures of the LLM structural-compression comparison, drawn from its tidy table only.
 
 Every figure puts the *measured* fraction of the dense model's total parameters removed (tied
-embeddings counted once; non-zeros for Wanda) on the x-axis, in percent, with one line per series
+embeddings counted once; non-zeros for Wanda and SparseGPT) on the x-axis, in percent, with one line per series
 (a single-point series is drawn as a marker) and the dense model as a horizontal reference line.
 Colours follow the series, so a method has the same colour in every figure of one table.
 """
@@ -24,8 +24,12 @@ SERIES_ORDER = (
     "SliceGPT (nominal width)",
     "ShortGPT",
     "Wanda 2:4",
+    "SparseGPT 2:4",
     "Wanda unstructured",
+    "SparseGPT unstructured",
     "MoDeGPT",
+    "SVD-LLM",
+    "SVD-LLM (nominal ratio)",
     "DISP-LLM",
 )
 # fixed colours (colour-blind safe palette) so that the methods compared most often differ clearly
@@ -37,6 +41,11 @@ SERIES_COLORS = {
     "Wanda unstructured": "#CC79A7",
     "MoDeGPT": "#D55E00",
     "DISP-LLM": "#7F3C8D",
+    # the stronger baselines of issue 12, each a darker shade next to its sibling
+    "SparseGPT 2:4": "#8C5A00",
+    "SparseGPT unstructured": "#882255",
+    "SVD-LLM": "#999933",
+    "SVD-LLM (nominal ratio)": "#666622",
 }
 X_LABEL = "parameters removed (% of dense total, tied embeddings once)"
 

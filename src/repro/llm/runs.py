@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["DISPLAY_NAMES", "TARGET_KEYWORDS", "expand_runs", "run_setting", "series_label"]
+__all__ = ["DISPLAY_NAMES", "SPARSE_METHODS", "TARGET_KEYWORDS", "expand_runs", "run_setting", "series_label"]
 
 #: method -> how a parameter target becomes its keyword arguments (methods without one take no targets).
 TARGET_KEYWORDS = {
@@ -29,6 +29,7 @@ TARGET_KEYWORDS = {
     "shortgpt": lambda target, convention: {"ratio": target, "convention": convention},
     "modegpt": lambda target, convention: {"target_removed": target, "convention": convention},
     "disp_llm": lambda target, convention: {"target_removed": target, "convention": convention},
+    "svd_llm": lambda target, convention: {"target_removed": target, "convention": convention},
 }
 
 #: method -> the name used in figure legends.
@@ -39,7 +40,13 @@ DISPLAY_NAMES = {
     "wanda": "Wanda",
     "modegpt": "MoDeGPT",
     "disp_llm": "DISP-LLM",
+    "sparsegpt": "SparseGPT",
+    "svd_llm": "SVD-LLM",
 }
+
+#: methods that zero weights (N:M or unstructured) instead of removing them: their runs are named by
+#: pattern, counted as non-zeros, and their 2:4 models can run on sparse tensor cores.
+SPARSE_METHODS = frozenset({"wanda", "sparsegpt"})
 
 _RUN_NAME = re.compile(r"^[a-z0-9][a-z0-9._]*$")
 
@@ -49,13 +56,13 @@ def series_label(method: str, settings: Mapping[str, Any], targeted: bool) -> st
     name = DISPLAY_NAMES.get(method, method)
     if method == "dense" or targeted:
         return name
-    if method == "wanda":
+    if method in SPARSE_METHODS:
         return f"{name} {settings['pattern']}" if settings.get("pattern") else f"{name} unstructured"
     return f"{name} ({_NOMINAL.get(method, 'nominal setting')})"
 
 
 # What a run at the method's own knob is called in legends.
-_NOMINAL = {"slicegpt": "nominal width", "shortgpt": "nominal depth"}
+_NOMINAL = {"slicegpt": "nominal width", "shortgpt": "nominal depth", "svd_llm": "nominal ratio"}
 
 
 def expand_runs(section: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -7,7 +7,7 @@ from disk, so any stage can be rerun alone; the rules only wire paths and config
   seeded), every statistic of :data:`repro.llm.calibration.ALL_STATISTICS` on the *original* model
   (float64, streamed layer by layer), saved as safetensors, plus throughput and peak-RSS rows.
   Statistics of a partially compressed model (the sequential mode) depend on the method, so the
-  methods that need them (SliceGPT, Wanda's default) collect them inside their compress job.
+  methods that need them (SliceGPT, Wanda's and SparseGPT's default) collect them inside their compress job.
 * :func:`compress`: one run of :mod:`repro.llm.runs` with the same windows (same seed), cached
   statistics passed to the methods that can use them, the result saved with
   :func:`repro.llm.compressed.save_compressed` (a real smaller model, never a mask).
@@ -36,6 +36,7 @@ from repro.llm.calibration import (
 )
 from repro.llm.compressed import COMPRESSION_FILE, load_compressed, save_compressed
 from repro.llm.params import compression_ratio, parameter_counts
+from repro.llm.runs import SPARSE_METHODS
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +171,10 @@ def _cached_keywords(method: str, settings: Mapping[str, Any], stats: Mapping[st
     """Statistics a method can take from the calibration stage instead of its own pass."""
     if method == "shortgpt":
         return {"statistics": stats}  # BI of the original model, as in ShortGPT
-    if method == "wanda" and settings.get("calibration", "sequential") == "original":
-        return {"statistics": stats}
+    if method in SPARSE_METHODS and settings.get("calibration", "sequential") == "original":
+        return {"statistics": stats}  # Wanda's norms / SparseGPT's input covariances of the original model
+    if method == "svd_llm" and settings.get("calibration", "original") == "original":
+        return {"statistics": stats}  # the input covariance of every linear (official: original model)
     if method == "modegpt":  # all of them in original mode; BI for the allocation in sequential mode
         return {"statistics": stats}
     return {}
@@ -226,6 +229,8 @@ def compress(
         from repro.llm.methods.modegpt import write_weights as writer
     elif loader == "disp_llm":
         from repro.llm.methods.disp_llm import write_weights as writer
+    elif loader == "svd_llm":
+        from repro.llm.methods.svd_llm import write_weights as writer
     save_compressed(model, tokenizer, out_dir, method=spec["method"], info=info, loader=loader, write_weights=writer)
     log.info("compressed %s in %.1f s -> %s", spec["run"], seconds, out_dir)
     return info
@@ -240,15 +245,15 @@ def target_parameters(spec: Mapping[str, Any], dense_model) -> int | None:
     """The parameter count a run is meant to reach, or ``None`` when it has no parameter target.
 
     A run at a parameter target removes ``target_removed`` of the dense count under its convention
-    (the other parameters kept); Wanda removes ``n/m`` (N:M) or ``sparsity`` of every decoder linear
-    weight, counted as non-zeros.
+    (the other parameters kept); Wanda and SparseGPT remove ``n/m`` (N:M) or ``sparsity`` of every
+    decoder linear weight, counted as non-zeros.
     """
     adapter = get_adapter(dense_model)
     dense = parameter_counts(dense_model, adapter)
     if spec["target_removed"] is not None:
         key = spec["convention"]
         return round(dense["total"] - spec["target_removed"] * dense[key])
-    if spec["method"] == "wanda":
+    if spec["method"] in SPARSE_METHODS:
         from repro.llm.methods.wanda import parse_pattern
 
         settings = spec["settings"]
@@ -272,7 +277,7 @@ def parameter_records(
     adapter = get_adapter(model)
     counts = parameter_counts(model, adapter)
     nonzero = parameter_counts(model, adapter, nonzero=True)
-    sparse = spec["method"] == "wanda"
+    sparse = spec["method"] in SPARSE_METHODS
     if sparse:  # zeros against non-zeros, so zeros the dense model already had do not count as removed
         removed = compression_ratio(parameter_counts(dense_model, get_adapter(dense_model), nonzero=True), nonzero)
     else:
@@ -362,7 +367,7 @@ def speed_records_for(dense_model, model, tokenizer, options: Mapping[str, Any],
     mean of its two measurements, so a drift of the machine during the job (clock, caches, other
     load) does not show up as a speed-up; ``dense_drift_decode`` / ``dense_drift_prefill`` (second
     / first dense measurement) say how large that drift was.  A Wanda N:M model is converted to
-    semi-structured sparse tensors where the GPU supports them; the rows say which kernels ran
+    semi-structured sparse tensors where the GPU supports them (a SparseGPT one too); the rows say which kernels ran
     (``sparse_kernels``).  ``dense_model=None`` (the dense run itself) measures ``model`` once.
     """
     from repro.llm.eval.rows import speed_records
@@ -378,7 +383,7 @@ def speed_records_for(dense_model, model, tokenizer, options: Mapping[str, Any],
 
     dense_runs = [measure_dense()] if dense_model is not None else []
     sparse_kernels = "none"
-    if spec["method"] == "wanda":
+    if spec["method"] in SPARSE_METHODS:
         sparse_kernels = "none (dense kernels over zeroed weights)"
         if device.type == "cuda":
             from repro.llm.methods.wanda import semi_structured

@@ -3,8 +3,10 @@
 Every method function has the signature ``fn(model, calibration_ids, **settings) -> (model, info)``
 and compresses ``model`` in place.  :func:`compress` adds the loader name that
 :func:`repro.llm.compressed.save_compressed` must record so that ``load_compressed`` rebuilds the
-result: ``"hf"`` for models that stay standard transformers architectures (dense, Wanda's zeroed
-weights, ShortGPT's shallower model), ``"slicegpt"`` for SliceGPT (shortcut matrices).
+result: ``"hf"`` for models that stay standard transformers architectures (dense, Wanda's and
+SparseGPT's zeroed weights, ShortGPT's shallower model), ``"slicegpt"`` for SliceGPT (shortcut
+matrices), ``"modegpt"`` / ``"disp_llm"`` for their resized layers, ``"svd_llm"`` for SVD-LLM's
+factorised linears.
 """
 
 from __future__ import annotations
@@ -26,10 +28,17 @@ METHODS: dict[str, str] = {
     "slicegpt": "repro.llm.methods.slicegpt:slicegpt",
     "modegpt": "repro.llm.methods.modegpt:modegpt",
     "disp_llm": "repro.llm.methods.disp_llm:disp_llm",
+    "sparsegpt": "repro.llm.methods.sparsegpt:sparsegpt",
+    "svd_llm": "repro.llm.methods.svd_llm:svd_llm",
 }
 
 #: method kind -> loader name for ``save_compressed``; kinds not listed use ``"hf"``.
-LOADERS: dict[str, str] = {"slicegpt": "slicegpt", "modegpt": "modegpt", "disp_llm": "disp_llm"}
+LOADERS: dict[str, str] = {
+    "slicegpt": "slicegpt",
+    "modegpt": "modegpt",
+    "disp_llm": "disp_llm",
+    "svd_llm": "svd_llm",
+}
 
 
 def dense(model: nn.Module, calibration_ids: torch.Tensor | None = None, **settings: Any) -> tuple[nn.Module, dict]:
@@ -73,8 +82,8 @@ def compress(
 
     ``tokenizer`` is not used by the methods (the calibration windows are already token ids); it is
     accepted so that callers can pass what ``save_compressed`` will need next.  ``settings`` go to
-    the method function as keyword arguments.  ``loader`` is ``"slicegpt"`` for SliceGPT and
-    ``"hf"`` otherwise.
+    the method function as keyword arguments.  ``loader`` is :data:`LOADERS`' entry of the kind,
+    ``"hf"`` for kinds not listed there.
     """
     _check_kind(kind)
     fn = resolve(kind)
