@@ -97,6 +97,7 @@ __all__ = [
     "ALL_STATISTICS",
     "CalibrationStatistics",
     "calibration_batches",
+    "check_linear_inputs",
     "collect_statistics",
     "layer_statistics",
     "linear_input_statistic",
@@ -502,6 +503,27 @@ def collect_statistics(
     )
     (log.info if progress else log.debug)(msg)
     return stats
+
+
+def check_linear_inputs(
+    statistics: Mapping[str, torch.Tensor], adapter, method: str, which, *, need_tokens: bool = True
+) -> None:
+    """Raise ``ValueError`` naming the per-linear input covariances (and ``tokens``) that cached
+    ``statistics`` lack for ``method``; ``which`` is the statistic set to collect them with."""
+    missing = [
+        f"layers.{la.index}.{key}"
+        for la in adapter.layers()
+        for key in sorted({linear_input_statistic(la, name) for name in la.named_linears()})
+        if f"layers.{la.index}.{key}" not in statistics
+    ]
+    if need_tokens and "tokens" not in statistics:
+        missing.append("tokens")
+    if missing:
+        more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
+        raise ValueError(
+            f"cached statistics lack {len(missing)} entries {method} needs: {', '.join(missing[:5])}{more}; "
+            f"collect them with which including {sorted(which)}"
+        )
 
 
 def _progress(total: int, enabled: bool):

@@ -68,7 +68,7 @@ import torch
 from torch import nn
 
 from repro.llm.adapters import LayerAdapter, get_adapter
-from repro.llm.calibration import collect_statistics, layer_statistics, linear_input_statistic
+from repro.llm.calibration import check_linear_inputs, collect_statistics, layer_statistics, linear_input_statistic
 from repro.llm.params import compression_ratio, parameter_counts
 
 from .wanda import parse_pattern
@@ -221,20 +221,7 @@ def _settings(sparsity: float | None, pattern: str | None) -> tuple[float, tuple
 
 
 def _check_cached(statistics: Mapping[str, torch.Tensor], adapter) -> None:
-    missing = [
-        f"layers.{la.index}.{key}"
-        for la in adapter.layers()
-        for key in sorted({linear_input_statistic(la, name) for name in la.named_linears()})
-        if f"layers.{la.index}.{key}" not in statistics
-    ]
-    if "tokens" not in statistics:
-        missing.append("tokens")
-    if missing:
-        more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
-        raise ValueError(
-            f"cached statistics lack {len(missing)} entries SparseGPT needs: {', '.join(missing[:5])}{more}; "
-            f"collect them with which including {sorted(COVARIANCES)}"
-        )
+    check_linear_inputs(statistics, adapter, "SparseGPT", COVARIANCES)
 
 
 @torch.no_grad()

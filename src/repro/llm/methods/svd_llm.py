@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from repro.llm.adapters import LayerAdapter, ModelAdapter, get_adapter
-from repro.llm.calibration import collect_statistics, layer_statistics, linear_input_statistic
+from repro.llm.calibration import check_linear_inputs, collect_statistics, layer_statistics, linear_input_statistic
 from repro.llm.compressed import read_structured_weights, register_loader, write_structured_weights
 from repro.llm.params import compression_ratio, parameter_counts
 
@@ -311,19 +311,8 @@ def factorise_layer(la: LayerAdapter, layer_stats: Mapping[str, torch.Tensor], r
     return rows
 
 
-def _check_cached(statistics: Mapping[str, torch.Tensor], adapter: ModelAdapter) -> None:
-    missing = [
-        f"layers.{la.index}.{key}"
-        for la in adapter.layers()
-        for key in sorted({linear_input_statistic(la, name) for name in la.named_linears()})
-        if f"layers.{la.index}.{key}" not in statistics
-    ]
-    if missing:
-        more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
-        raise ValueError(
-            f"cached statistics lack {len(missing)} covariances SVD-LLM needs: {', '.join(missing[:5])}{more}; "
-            f"collect them with which including {sorted(COVARIANCES)}"
-        )
+def _check_cached(statistics: Mapping[str, torch.Tensor], adapter) -> None:
+    check_linear_inputs(statistics, adapter, "SVD-LLM", COVARIANCES, need_tokens=False)
 
 
 @torch.no_grad()
