@@ -83,6 +83,8 @@ def make_table(runs=None, override=None, model="smollm2", experiments=("params",
 
         total = DENSE_PARAMS * (1 - removed)
         params = [rec("params_total", total), rec("removed_total", removed), rec("removed_blocks", removed * 1.2)]
+        if knobs.get("pattern"):
+            params += [rec("nm_groups", 1000.0), rec("nm_groups_violating", 0.0)]
         if target is not None:
             params += [rec("target_params", DENSE_PARAMS * (1 - target)), rec("target_rel_error", rel_err)]
         ppl = [
@@ -144,6 +146,7 @@ def test_all_claims_on_the_full_table():
         "unstructured_beats_2of4",
         "perplexity_monotone",
         "targets_within_2pct",
+        "nm_pattern_exact",
         "slicegpt_decode_speedup",
     ]
     c = by_id(claims)
@@ -157,12 +160,15 @@ def test_all_claims_on_the_full_table():
     assert c["perplexity_monotone"].holds is True
     assert c["targets_within_2pct"].measured == pytest.approx(0.018)
     assert c["targets_within_2pct"].holds is True
+    assert c["nm_pattern_exact"].measured == 0
+    assert c["nm_pattern_exact"].holds is True
+    assert "wanda-2of4 (2:4): 0 of 1000" in c["nm_pattern_exact"].detail
     # sparsity 0.2 (nominal run) is closer to 0.25 than 0.31: its decode speed-up 0.93 does not beat dense
     assert c["slicegpt_decode_speedup"].measured == pytest.approx(0.93)
     assert c["slicegpt_decode_speedup"].holds is False
     assert "Test GPU" in c["slicegpt_decode_speedup"].detail
     frame = claims_frame(claims, PAPER, "test")
-    assert frame.holds.tolist() == [True, True, True, True, True, False]
+    assert frame.holds.tolist() == [True, True, True, True, True, True, False]
 
 
 def test_claims_that_do_not_hold():
@@ -173,6 +179,7 @@ def test_claims_that_do_not_hold():
             ("shortgpt-r0.20", "target_rel_error"): -0.03,
             ("slicegpt-s0.20", "params_total"): 131.6e6,
             ("slicegpt-s0.20", "decode_speedup"): 1.1,
+            ("wanda-2of4", "nm_groups_violating"): 3.0,
         }
     )
     c = by_id(llm_compression_claims(table))
@@ -187,6 +194,8 @@ def test_claims_that_do_not_hold():
     assert c["targets_within_2pct"].holds is False
     assert c["slicegpt_decode_speedup"].measured == pytest.approx(1.1)
     assert c["slicegpt_decode_speedup"].holds is True
+    assert c["nm_pattern_exact"].measured == 3
+    assert c["nm_pattern_exact"].holds is False
 
 
 def test_missing_runs_give_nan_and_none():

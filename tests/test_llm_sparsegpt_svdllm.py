@@ -599,3 +599,30 @@ def test_figures_draw_the_new_series(monkeypatch, tmp_path):
     assert {"SparseGPT 2:4", "SVD-LLM", "Wanda 2:4", "dense"} <= set(labels)
     figures.plot_perplexity(table, tmp_path / "perplexity.png")
     assert (tmp_path / "perplexity.png").stat().st_size > 10_000
+
+
+def test_nm_pattern_counts_find_every_group_off_the_pattern():
+    """The params evaluation's 2:4 check: 0 violating groups after SparseGPT 2:4, exact counts otherwise."""
+    from repro.llm.stages import nm_pattern_counts
+
+    model, _ = sparsegpt(tiny_model("llama"), _ids(), pattern="2:4", blocksize=32, progress=False, batch_size=4)
+    linears = list(_linears(model).values())
+    groups = sum(lin.weight.numel() for lin in linears) // 4
+    assert nm_pattern_counts(model, "2:4") == {"nm_groups": groups, "nm_groups_violating": 0}
+    with torch.no_grad():
+        linears[0].weight[0, :4] = 0.0  # one group with four zeros
+        linears[1].weight[2, 4:8] = 1.0  # one group with none
+    assert nm_pattern_counts(model, "2:4")["nm_groups_violating"] == 2
+    assert nm_pattern_counts(tiny_model("llama"), "2:4")["nm_groups_violating"] == groups
+
+
+def test_structure_record_must_list_every_layer_in_order():
+    from repro.llm.methods.svd_llm import apply_structure
+
+    model = tiny_model("llama")
+    n = get_adapter(model).num_layers
+    rows = [{"layer": i, "ranks": {}} for i in range(n)]
+    with pytest.raises(ValueError, match=r"svd_llm.json describes 1 layers"):
+        apply_structure(model, rows[:1])
+    with pytest.raises(ValueError, match=rf"svd_llm.json row {n - 1} out of order \(expected layer 0\)"):
+        apply_structure(model, rows[::-1])

@@ -92,14 +92,20 @@ def test_mismatched_calibration_settings_are_refused(assets, tmp_path):
 def test_speed_rows_compare_with_the_dense_model_of_the_same_job(assets):
     dense, tokenizer = stages.load_model(assets["root"] / "model", device="cpu")
     model, _ = stages.load_model(assets["root"] / "model", device="cpu")
-    options = {"batch": 1, "prefill_len": 8, "decode_tokens": 8, "repeats": 1, "warmup": 0, "device": "cpu"}
+    options = {"batch": 1, "prefill_len": 8, "decode_tokens": 32, "repeats": 3, "warmup": 1, "device": "cpu"}
     spec = RUNS["dense"]
     rows = stages.speed_records_for(dense, model, tokenizer, options, spec, run_setting(spec))
     values = {r["metric"]: r["value"] for r in rows}
     assert values["prefill_speedup"] == pytest.approx(values["prefill_tok_s"] / values["dense_prefill_tok_s"])
-    assert values["dense_drift_decode"] > 0  # dense measured before and after the run's model
+    assert values["dense_drift_prefill"] > 0  # dense measured before and after the run's model
     own = {r["metric"]: r["value"] for r in stages.speed_records_for(None, model, tokenizer, options, spec, {})}
-    assert own["decode_speedup"] == own["dense_drift_decode"] == 1.0
+    # the dense run is its own reference; prefill is always timed, the decode rate t(N) - t(1) of a
+    # tiny model can be NaN on a loaded machine (non-positive difference), so decode is checked when finite
+    assert own["prefill_speedup"] == own["dense_drift_prefill"] == 1.0
+    if math.isfinite(own["decode_tok_s"]):
+        assert own["decode_speedup"] == own["dense_drift_decode"] == 1.0
+    else:
+        assert math.isnan(own["decode_speedup"])
     assert {r["setting"]["sparse_kernels"] for r in rows} == {"none"}
 
 

@@ -103,6 +103,7 @@ __all__ = [
     "linear_input_statistic",
     "load_statistics",
     "save_statistics",
+    "transform_each_layer",
 ]
 
 log = logging.getLogger(__name__)
@@ -548,6 +549,47 @@ def layer_statistics(stats: Mapping[str, torch.Tensor], layer: int) -> dict[str,
     """The statistics of one layer with short keys (``attn_in_cov``, ``wanda.self_attn.q_proj``, ...)."""
     prefix = f"layers.{layer}."
     return {key[len(prefix) :]: value for key, value in stats.items() if key.startswith(prefix)}
+
+
+def transform_each_layer(
+    model: nn.Module,
+    transform,
+    *,
+    statistics: Mapping[str, torch.Tensor] | None,
+    calibration: str,
+    calibration_ids: torch.Tensor | None,
+    which,
+    batch_size: int,
+    progress: bool,
+) -> tuple[str, int | None]:
+    """Call ``transform(l, layer_adapter, layer_stats)`` on every decoder layer with its statistics.
+
+    The statistics come from ``statistics`` (cached, of the original model) when given, else from one
+    calibration pass over ``calibration_ids`` collecting ``which``: of the original model
+    (``calibration="original"``) or, layer by layer, of the partially transformed model
+    (``"sequential"``).  ``layer_stats`` has short keys plus ``"tokens"`` when known.  Returns the
+    statistics' source (``"statistics"`` or ``"pass"``) and their token count.
+    """
+    adapter = get_adapter(model)
+    if statistics is not None:
+        extra = {"tokens": statistics["tokens"]} if "tokens" in statistics else {}
+        for la in adapter.layers():
+            transform(la.index, la, {**layer_statistics(statistics, la.index), **extra})
+        return "statistics", int(statistics["tokens"]) if extra else None
+    sequential = calibration == "sequential"
+    stats = collect_statistics(
+        model,
+        calibration_ids,
+        batch_size=batch_size,
+        which=which,
+        progress=progress,
+        transform_layer=transform if sequential else None,
+        keep_layer_statistics=not sequential,
+    )
+    if not sequential:
+        for la in adapter.layers():
+            transform(la.index, la, {**layer_statistics(stats, la.index), "tokens": stats["tokens"]})
+    return "pass", int(stats["tokens"])
 
 
 # ---------------------------------------------------------------------------------------------- I/O

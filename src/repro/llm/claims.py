@@ -42,6 +42,8 @@ BASE_METRICS = (
     "decode_speedup",
     "prefill_tok_s",
     "decode_tok_s",
+    "nm_groups",
+    "nm_groups_violating",
 )
 EXPERIMENT_ORDER = {"params": 0, "perplexity": 1, "zeroshot": 2, "speed": 3}
 
@@ -310,6 +312,28 @@ def _targets_within(runs: pd.DataFrame) -> Claim:
     )
 
 
+def _nm_pattern_exact(runs: pd.DataFrame) -> Claim:
+    sel = runs[runs.pattern.map(_is_nm) & runs.nm_groups.notna()]
+    violating = float(sel.nm_groups_violating.sum()) if len(sel) else NAN
+    detail = (
+        "; ".join(
+            f"{r.model}/{r.run} ({r.pattern}): {int(r.nm_groups_violating)} of {int(r.nm_groups)} groups"
+            for r in sel.itertuples()
+        )
+        or "no N:M run with group counts"
+    )
+    return _claim(
+        "nm_pattern_exact",
+        "Every N:M model (Wanda, SparseGPT) has exactly N zeros in every group of M consecutive input "
+        "weights of every decoder linear",
+        "the pattern's definition (2:4: two zeros in every group of four)",
+        violating,
+        "groups with a zero count other than N, summed over N:M runs == 0",
+        lambda m: m == 0,
+        detail,
+    )
+
+
 def _slicegpt_decode_speedup(runs: pd.DataFrame) -> Claim:
     sel = runs[(runs.method == "slicegpt") & runs.sparsity.notna() & runs.decode_speedup.notna()]
     if len(sel):
@@ -337,7 +361,7 @@ def _slicegpt_decode_speedup(runs: pd.DataFrame) -> Claim:
 
 
 def llm_compression_claims(table: pd.DataFrame) -> list[Claim]:
-    """The six claims of the LLM compression comparison (always all six, NaN where not measurable)."""
+    """The seven claims of the LLM compression comparison (always all seven, NaN where not measurable)."""
     runs = run_frame(table)
     datasets = perplexity_datasets(table[table.paper.astype(str) == PAPER] if "paper" in table else table)
     return [
@@ -346,5 +370,6 @@ def llm_compression_claims(table: pd.DataFrame) -> list[Claim]:
         _unstructured_beats_2of4(runs, datasets),
         _perplexity_monotone(runs, datasets),
         _targets_within(runs),
+        _nm_pattern_exact(runs),
         _slicegpt_decode_speedup(runs),
     ]

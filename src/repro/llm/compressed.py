@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,21 @@ def unique_state_dict(model: PreTrainedModel) -> tuple[dict[str, torch.Tensor], 
         seen[id(value)] = key
         state[key] = value.detach().cpu().contiguous()
     return state, dropped
+
+
+def layers_and_rows(model: PreTrainedModel, layers: list, record_file: str) -> list[tuple[Any, Mapping[str, Any]]]:
+    """Pair each decoder :class:`LayerAdapter` with its row of a structure record (``record_file``),
+    checking that the record has one row per layer, in order."""
+    from repro.llm.adapters import get_adapter
+
+    adapter = get_adapter(model)
+    if len(layers) != adapter.num_layers:
+        raise ValueError(f"{record_file} describes {len(layers)} layers, the model has {adapter.num_layers}")
+    pairs = list(zip(adapter.layers(), layers))
+    for la, row in pairs:
+        if int(row["layer"]) != la.index:
+            raise ValueError(f"{record_file} row {row['layer']} out of order (expected layer {la.index})")
+    return pairs
 
 
 def write_structured_weights(

@@ -241,6 +241,24 @@ def _linear_weights(adapter) -> int:
     return sum(lin.weight.numel() for la in adapter.layers() for lin in la.named_linears().values())
 
 
+def nm_pattern_counts(model, pattern: str) -> dict[str, int]:
+    """Groups of ``m`` consecutive input columns (per row of every decoder linear) in an ``"n:m"``
+    model, and how many of them do not hold exactly ``n`` zeros (0 for a faithful N:M model)."""
+    from repro.llm.methods.wanda import parse_pattern
+
+    n, m = parse_pattern(pattern)
+    total = violating = 0
+    for la in get_adapter(model).layers():
+        for lin in la.named_linears().values():
+            weight = lin.weight.detach()
+            if weight.shape[1] % m:
+                raise ValueError(f"{pattern} model has a linear with {weight.shape[1]} inputs, not a multiple of {m}")
+            zeros = (weight == 0).reshape(weight.shape[0], -1, m).sum(dim=-1)
+            total += zeros.numel()
+            violating += int((zeros != n).sum())
+    return {"nm_groups": total, "nm_groups_violating": violating}
+
+
 def target_parameters(spec: Mapping[str, Any], dense_model) -> int | None:
     """The parameter count a run is meant to reach, or ``None`` when it has no parameter target.
 
@@ -295,6 +313,8 @@ def parameter_records(
         achieved = nonzero["total"] if sparse else counts["total"]
         values["target_params"] = target
         values["target_rel_error"] = (achieved - target) / target
+    if sparse and spec["settings"].get("pattern"):
+        values.update(nm_pattern_counts(model, spec["settings"]["pattern"]))
     if info:
         for metric, key in (("compress_seconds", "compress_seconds"), ("compress_peak_rss_mb", "peak_rss_mb")):
             if info.get(key) is not None:

@@ -53,7 +53,7 @@ from torch import nn
 
 from repro.kernels.rope_gather import apply_rope_gather
 from repro.llm.adapters import LayerAdapter, ModelAdapter, get_adapter
-from repro.llm.compressed import read_structured_weights, register_loader, write_structured_weights
+from repro.llm.compressed import layers_and_rows, read_structured_weights, register_loader, write_structured_weights
 
 __all__ = [
     "ATTENTION_STYLES",
@@ -403,12 +403,7 @@ def write_weights(model: nn.Module, folder: Path) -> None:
 
 def apply_structure(model: nn.Module, layers: list[Mapping[str, Any]]) -> ModelAdapter:
     """Install empty :class:`ModeGPTAttention` modules and resized MLPs following ``modegpt.json`` rows."""
-    adapter = get_adapter(model)
-    if len(layers) != adapter.num_layers:
-        raise ValueError(f"modegpt.json describes {len(layers)} layers, the model has {adapter.num_layers}")
-    for la, row in zip(adapter.layers(), layers):
-        if int(row["layer"]) != la.index:
-            raise ValueError(f"modegpt.json row {row['layer']} out of order (expected layer {la.index})")
+    for la, row in layers_and_rows(model, layers, DIMS_FILE):
         spec = {key: value for key, value in row["attention"].items() if key != "qk_index"}
         ref = la.attention_output_linear().weight
         attn = ModeGPTAttention(model.config, la.index, spec, dtype=ref.dtype, device=ref.device)
@@ -416,7 +411,7 @@ def apply_structure(model: nn.Module, layers: list[Mapping[str, Any]]) -> ModelA
             attn.qk_index.copy_(torch.as_tensor(row["attention"]["qk_index"], dtype=torch.long))
         resize_mlp(la, int(row["mlp_width"]))
         install_attention(la, attn)
-    return adapter
+    return get_adapter(model)
 
 
 @register_loader("modegpt")

@@ -68,10 +68,10 @@ import torch
 from torch import nn
 
 from repro.llm.adapters import LayerAdapter, get_adapter
-from repro.llm.calibration import check_linear_inputs, collect_statistics, layer_statistics, linear_input_statistic
-from repro.llm.params import compression_ratio, parameter_counts
+from repro.llm.calibration import check_linear_inputs, linear_input_statistic, transform_each_layer
+from repro.llm.params import parameter_counts
 
-from .wanda import parse_pattern
+from .wanda import parse_pattern, pruning_summary
 
 __all__ = ["CALIBRATION_MODES", "COVARIANCES", "hessian", "obs_inverse_factor", "sparsegpt", "sparsegpt_prune"]
 
@@ -322,42 +322,21 @@ def sparsegpt(
     t0 = time.perf_counter()
     if statistics is not None:
         _check_cached(statistics, adapter)
-        for la in adapter.layers():
-            prune_layer(la.index, la, {**layer_statistics(statistics, la.index), "tokens": statistics["tokens"]})
-        source, tokens = "statistics", int(statistics["tokens"])
-    elif calibration == "original":
-        stats = collect_statistics(model, calibration_ids, batch_size=batch_size, which=COVARIANCES, progress=progress)
-        for la in adapter.layers():
-            prune_layer(la.index, la, {**layer_statistics(stats, la.index), "tokens": stats["tokens"]})
-        source, tokens = "pass", int(stats["tokens"])
-        del stats
-    else:
-        stats = collect_statistics(
-            model,
-            calibration_ids,
-            batch_size=batch_size,
-            which=COVARIANCES,
-            progress=progress,
-            transform_layer=prune_layer,
-            keep_layer_statistics=False,
-        )
-        source, tokens = "pass", int(stats["tokens"])
+    source, tokens = transform_each_layer(
+        model,
+        prune_layer,
+        statistics=statistics,
+        calibration=calibration,
+        calibration_ids=calibration_ids,
+        which=COVARIANCES,
+        batch_size=batch_size,
+        progress=progress,
+    )
     counts_nonzero = parameter_counts(model, adapter, nonzero=True)
-    achieved = totals["zeros"] / totals["weights"] if totals["weights"] else 0.0
     info: dict[str, Any] = {
-        "method": "sparsegpt",
-        "pattern": label,
-        **({"n": nm[0], "m": nm[1]} if nm else {}),
-        "sparsity": target,
-        "achieved_sparsity": achieved,
-        "pruned_linears": totals["linears"],
-        "pruned_weights": totals["weights"],
-        "zeros": totals["zeros"],
-        "per_linear": {name: z / w for name, (z, w) in sorted(per_linear.items())},
-        "counts_dense": counts_dense,
-        "counts_nonzero_before": counts_nonzero_before,
-        "counts_nonzero": counts_nonzero,
-        "removed_nonzero": compression_ratio(counts_dense, counts_nonzero),
+        **pruning_summary(
+            "sparsegpt", label, nm, target, totals, per_linear, counts_dense, counts_nonzero_before, counts_nonzero
+        ),
         "blocksize": blocksize,
         "percdamp": percdamp,
         "hessian": "2 X^T X / n (float64), damped by percdamp * mean(diag)",
@@ -378,7 +357,7 @@ def sparsegpt(
         label,
         calibration,
         totals["linears"],
-        achieved,
+        info["achieved_sparsity"],
         info["obs_error"],
         counts_nonzero_before["total"],
         counts_nonzero["total"],

@@ -52,8 +52,8 @@ import torch
 from torch import nn
 
 from repro.llm.adapters import LayerAdapter, ModelAdapter, get_adapter
-from repro.llm.calibration import check_linear_inputs, collect_statistics, layer_statistics, linear_input_statistic
-from repro.llm.compressed import read_structured_weights, register_loader, write_structured_weights
+from repro.llm.calibration import check_linear_inputs, linear_input_statistic, transform_each_layer
+from repro.llm.compressed import layers_and_rows, read_structured_weights, register_loader, write_structured_weights
 from repro.llm.params import compression_ratio, parameter_counts
 
 __all__ = [
@@ -392,29 +392,19 @@ def svd_llm(
     tokens = None
     if ratio == 0.0:
         source = "none (ratio 0: nothing factorised)"
-    elif statistics is not None:
-        _check_cached(statistics, adapter)
-        for la in adapter.layers():
-            transform(la.index, la, layer_statistics(statistics, la.index))
-        source = "statistics"
-        tokens = int(statistics["tokens"]) if "tokens" in statistics else None
-    elif calibration == "original":
-        stats = collect_statistics(model, calibration_ids, batch_size=batch_size, which=COVARIANCES, progress=progress)
-        for la in adapter.layers():
-            transform(la.index, la, layer_statistics(stats, la.index))
-        source, tokens = "pass", int(stats["tokens"])
-        del stats
     else:
-        stats = collect_statistics(
+        if statistics is not None:
+            _check_cached(statistics, adapter)
+        source, tokens = transform_each_layer(
             model,
-            calibration_ids,
-            batch_size=batch_size,
+            transform,
+            statistics=statistics,
+            calibration=calibration,
+            calibration_ids=calibration_ids,
             which=COVARIANCES,
+            batch_size=batch_size,
             progress=progress,
-            transform_layer=transform,
-            keep_layer_statistics=False,
         )
-        source, tokens = "pass", int(stats["tokens"])
     counts_after = parameter_counts(model, adapter)
     removed = compression_ratio(counts_dense, counts_after)
     info: dict[str, Any] = {
@@ -483,12 +473,7 @@ def write_weights(model: nn.Module, folder: Path) -> None:
 
 def apply_structure(model: nn.Module, layers: list[Mapping[str, Any]]) -> ModelAdapter:
     """Replace the linears named in ``svd_llm.json`` rows by empty :class:`LowRankLinear` modules."""
-    adapter = get_adapter(model)
-    if len(layers) != adapter.num_layers:
-        raise ValueError(f"svd_llm.json describes {len(layers)} layers, the model has {adapter.num_layers}")
-    for la, row in zip(adapter.layers(), layers):
-        if int(row["layer"]) != la.index:
-            raise ValueError(f"svd_llm.json row {row['layer']} out of order (expected layer {la.index})")
+    for la, row in layers_and_rows(model, layers, RANKS_FILE):
         linears = la.named_linears()
         for name, rank in row["ranks"].items():
             if name not in linears:
@@ -504,7 +489,7 @@ def apply_structure(model: nn.Module, layers: list[Mapping[str, Any]]) -> ModelA
                 device=ref.device,
             )
             _replace(la.layer, name, low)
-    return adapter
+    return get_adapter(model)
 
 
 @register_loader("svd_llm")

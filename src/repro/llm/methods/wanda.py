@@ -56,6 +56,7 @@ from repro.llm.params import compression_ratio, parameter_counts
 __all__ = [
     "CALIBRATION_MODES",
     "parse_pattern",
+    "pruning_summary",
     "semi_structured",
     "unstructured_mask",
     "wanda",
@@ -254,21 +255,10 @@ def wanda(
         for la in adapter.layers():
             prune_layer(la.index, la, layer_statistics(stats, la.index))
     counts_nonzero = parameter_counts(model, adapter, nonzero=True)
-    achieved = totals["zeros"] / totals["weights"] if totals["weights"] else 0.0
     info: dict[str, Any] = {
-        "method": "wanda",
-        "pattern": label,
-        **({"n": nm[0], "m": nm[1]} if nm else {}),
-        "sparsity": target,
-        "achieved_sparsity": achieved,
-        "pruned_linears": totals["linears"],
-        "pruned_weights": totals["weights"],
-        "zeros": totals["zeros"],
-        "per_linear": {name: z / w for name, (z, w) in sorted(per_linear.items())},
-        "counts_dense": counts_dense,
-        "counts_nonzero_before": counts_nonzero_before,
-        "counts_nonzero": counts_nonzero,
-        "removed_nonzero": compression_ratio(counts_dense, counts_nonzero),
+        **pruning_summary(
+            "wanda", label, nm, target, totals, per_linear, counts_dense, counts_nonzero_before, counts_nonzero
+        ),
         "calibration": {
             "mode": calibration,
             "source": source,
@@ -283,7 +273,7 @@ def wanda(
         label,
         calibration,
         totals["linears"],
-        achieved,
+        info["achieved_sparsity"],
         counts_nonzero_before["total"],
         counts_nonzero["total"],
         counts_dense["total"],
@@ -291,6 +281,39 @@ def wanda(
     if return_statistics:
         info["statistics"] = stats
     return model, info
+
+
+def pruning_summary(
+    method: str,
+    label: str,
+    nm: tuple[int, int] | None,
+    target: float,
+    totals: Mapping[str, int],
+    per_linear: Mapping[str, list[int]],
+    counts_dense: Mapping[str, int],
+    counts_nonzero_before: Mapping[str, int],
+    counts_nonzero: Mapping[str, int],
+) -> dict[str, Any]:
+    """The ``compression.json`` fields every mask-based pruner (Wanda, SparseGPT) reports.
+
+    ``totals`` counts pruned ``linears``, their ``weights`` and ``zeros``; ``per_linear`` maps a
+    linear's short name to ``[zeros, weights]`` summed over layers.
+    """
+    return {
+        "method": method,
+        "pattern": label,
+        **({"n": nm[0], "m": nm[1]} if nm else {}),
+        "sparsity": target,
+        "achieved_sparsity": totals["zeros"] / totals["weights"] if totals["weights"] else 0.0,
+        "pruned_linears": totals["linears"],
+        "pruned_weights": totals["weights"],
+        "zeros": totals["zeros"],
+        "per_linear": {name: z / w for name, (z, w) in sorted(per_linear.items())},
+        "counts_dense": dict(counts_dense),
+        "counts_nonzero_before": dict(counts_nonzero_before),
+        "counts_nonzero": dict(counts_nonzero),
+        "removed_nonzero": compression_ratio(counts_dense, counts_nonzero),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- 2:4 kernels
