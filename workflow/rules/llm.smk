@@ -155,7 +155,7 @@ rule evaluate_llm_perplexity:
         "benchmarks/evaluate_llm_perplexity/{model}/{run}.tsv"
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: 1  # at 2 threads these jobs kept 0.7-0.9 cores busy (benchmark cpu_time / s): run two side by side
     resources:
         mem_mb=6000,
     params:
@@ -182,7 +182,7 @@ rule evaluate_llm_zeroshot:
         "benchmarks/evaluate_llm_zeroshot/{model}/{run}.tsv"
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: 1  # at 2 threads these jobs kept 0.7-0.9 cores busy (benchmark cpu_time / s): run two side by side
     resources:
         mem_mb=6000,
     params:
