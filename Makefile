@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SNAKEMAKE := $(BIN)/snakemake
 CONFIG ?= config/config.yaml
+PROFILE ?= slurm
 
-.PHONY: setup reproduce report test test-fast lint dry-run paper data verify bench clean
+.PHONY: setup reproduce report test test-fast lint dry-run paper paper-tier data verify bench clean
 
 setup: $(STAMP)
 
@@ -49,6 +50,13 @@ dry-run: $(STAMP)
 ## One paper only, e.g. `make paper PAPER=heavy_ball`.
 paper: $(STAMP)
 	$(SNAKEMAKE) results/papers/$(PAPER).done --cores all --configfile $(CONFIG)
+
+## The paper tier on a cluster through a profile's executor plugin, e.g.
+## `make paper-tier PROFILE=slurm` (or kubernetes); `ARGS=-n` for a dry run.  The cluster
+## profile replaces profiles/default (loaded as the workflow profile), see README "On a cluster".
+paper-tier: CONFIG = config/paper.yaml
+paper-tier: $(STAMP)
+	$(SNAKEMAKE) --configfile $(CONFIG) --workflow-profile profiles/$(PROFILE) $(ARGS)
 
 ## Download and prepare this tier's data only.
 data: $(STAMP)

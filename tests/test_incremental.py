@@ -8,7 +8,7 @@ import yaml
 from conftest import copy_workflow, job_counts, run_snakemake
 
 pytestmark = pytest.mark.workflow
-AGGREGATION = {"aggregate_all": 1, "collect_claims": 1, "collect_runtime": 1, "all": 1}
+AGGREGATION = {"aggregate_all": 1, "collect_claims": 1, "collect_runtime": 1, "results_readme": 1, "all": 1}
 
 
 @pytest.fixture(scope="module")

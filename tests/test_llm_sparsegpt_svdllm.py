@@ -602,18 +602,30 @@ def test_figures_draw_the_new_series(monkeypatch, tmp_path):
 
 
 def test_nm_pattern_counts_find_every_group_off_the_pattern():
-    """The params evaluation's 2:4 check: 0 violating groups after SparseGPT 2:4, exact counts otherwise."""
+    """The params evaluation's 2:4 check: no group with fewer than 2 zeros after SparseGPT 2:4;
+    extra zeros are counted and traced to the dense model."""
     from repro.llm.stages import nm_pattern_counts
 
-    model, _ = sparsegpt(tiny_model("llama"), _ids(), pattern="2:4", blocksize=32, progress=False, batch_size=4)
+    dense = tiny_model("llama")
+    with torch.no_grad():
+        _linears(dense)[(0, "self_attn.q_proj")].weight[3, :4] = 0.0  # a dense group of four zeros
+    model, _ = sparsegpt(copy.deepcopy(dense), _ids(), pattern="2:4", blocksize=32, progress=False, batch_size=4)
     linears = list(_linears(model).values())
     groups = sum(lin.weight.numel() for lin in linears) // 4
-    assert nm_pattern_counts(model, "2:4") == {"nm_groups": groups, "nm_groups_violating": 0}
+    counts = nm_pattern_counts(model, "2:4", dense)
+    assert counts["nm_groups"] == groups and counts["nm_groups_violating"] == 0
+    # the all-zero dense group stays at four zeros: two extra, both already zero in the dense model
+    assert counts["nm_groups_extra"] >= 1 and counts["nm_extra_zeros"] >= 2
+    assert counts["nm_extra_zeros_in_dense"] >= 2
+    before = counts["nm_extra_zeros"]
     with torch.no_grad():
-        linears[0].weight[0, :4] = 0.0  # one group with four zeros
-        linears[1].weight[2, 4:8] = 1.0  # one group with none
-    assert nm_pattern_counts(model, "2:4")["nm_groups_violating"] == 2
+        linears[1].weight[2, 4:8] = 1.0  # a group with no zero breaks the pattern
+        linears[2].weight[0, 8:12] = 0.0  # a group of four zeros the dense model did not have
+    after = nm_pattern_counts(model, "2:4", dense)
+    assert after["nm_groups_violating"] == 1
+    assert after["nm_extra_zeros"] == before + 2
     assert nm_pattern_counts(tiny_model("llama"), "2:4")["nm_groups_violating"] == groups
+    assert "nm_extra_zeros_in_dense" not in nm_pattern_counts(model, "2:4")
 
 
 def test_structure_record_must_list_every_layer_in_order():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import subprocess
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "aggregate_all": 1,
         "collect_claims": 1,
         "collect_runtime": 1,
+        "results_readme": 1,
         "all": 1,
     }
     if "llm_compression" in papers:
@@ -203,7 +205,8 @@ def test_runtime_has_a_row_per_job(finished_run):
     assert (runtime.seconds >= 0).all() and runtime.max_rss_mb.notna().all()
     config = yaml.safe_load((finished_run / "config" / "test.yaml").read_text())
     counts = runtime.groupby("rule").size().to_dict()
-    expected = {k: v for k, v in expected_jobs(config).items() if k not in ("all", "collect_runtime")}
+    # jobs after the runtime table (or reading it) are not in it
+    expected = {k: v for k, v in expected_jobs(config).items() if k not in ("all", "collect_runtime", "results_readme")}
     assert counts == expected
 
 
@@ -217,6 +220,43 @@ def test_figures_and_report_exist(finished_run):
     report = (finished_run / "results" / "report.html").read_text()
     for name in ("escape_time.png", "iterations_vs_kappa.png", "perplexity.png", "claims.html", "runtime.html"):
         assert name in report
+
+
+def test_report_has_guide_provenance_and_every_figure(finished_run):
+    """One HTML report: every registered figure, the claims, runtime and provenance pages, the guide."""
+    report = (finished_run / "results" / "report.html").read_text()
+    figures = sorted((finished_run / "results" / "figures").rglob("*.png"))
+    assert figures
+    for png in figures:
+        assert png.name in report, png
+    for name in ("claims.html", "runtime.html", "provenance.html"):
+        assert name in report
+    for phrase in ("Reading a claim", "Rerunning one paper", "Where the tables live", "Provenance", "Tiers"):
+        assert phrase in report, phrase
+    assert "results/papers/heavy_ball.done" in report and "config/test.yaml" in report
+
+
+def test_results_readme_lists_tables_claims_and_provenance(finished_run):
+    tables = finished_run / "results" / "tables"
+    readme = (tables / "README.md").read_text()
+    config = yaml.safe_load((finished_run / "config" / "test.yaml").read_text())
+    claims = pd.read_parquet(tables / "claims.parquet")
+    all_rows = pd.read_parquet(tables / "all.parquet")
+    assert "Tier: **test**" in readme
+    for name in ["all", "claims", "runtime", *config["papers"]]:
+        rows = len(pd.read_parquet(tables / f"{name}.parquet"))
+        assert f"| {name}.parquet | {rows} | " in readme, name
+    for paper in config["papers"]:
+        sub = claims[claims.paper == paper]
+        counts = [len(sub), int(sub.holds.eq(True).sum()), int(sub.holds.eq(False).sum()), int(sub.holds.isna().sum())]
+        assert f"| {paper} | " + " | ".join(map(str, counts)) + " |" in readme, paper
+    assert f"| TOTAL | {len(claims)} | " in readme
+    for commit in set(all_rows.git_commit):
+        assert commit in readme
+    page = (tables / "provenance.html").read_text()
+    assert "Claims per paper" in page and "Provenance of the result rows" in page
+    for value in set(all_rows.torch_version) | set(all_rows.device):
+        assert html.escape(value) in page
 
 
 def test_nothing_to_do_after_a_complete_run(finished_run):

@@ -71,6 +71,7 @@ def final_targets():
         "results/tables/all.parquet",
         "results/tables/claims.parquet",
         "results/tables/runtime.parquet",
+        "results/tables/README.md",
     ]
     for paper in PAPERS:
         targets.append(f"results/tables/{paper}.parquet")
@@ -325,3 +326,314 @@ def augtheory_figures(section):
 
 def augtheory_caption(wc):
     return (REPO / f"workflow/report/augtheory_{wc.da_figure}.rst").read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# Cluster resources (issue 11).  GPU rules declare `gpu`, `mem_mb` and `runtime`; mem_mb and
+# runtime are estimated from the model's size and the stage's config slice.  Everything below this
+# line is plain Python: tests/test_cluster_profiles.py runs it outside Snakemake.
+#
+# `gpu` comes from the section's `device` only: 1 for cuda / cuda:N, 0 for cpu and auto.  So the
+# test and default tiers (device auto) never ask for a GPU locally, and the local profile's global
+# `gpu=1` limit only serialises jobs of a config that names cuda; the cluster profiles
+# (profiles/slurm, profiles/kubernetes) set `gpu: 1` for every GPU rule, and `auto` finds the GPU
+# on the node.  The estimates assume the model runs on that GPU (device cuda or auto); mem_mb is host
+# memory, and with device cpu the GPU part moves to it.  Each retry (`attempt`) asks for more.
+import json
+import math
+import re
+
+ESTIMATE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+# effective FLOP/s of eager PyTorch on an A100-class GPU
+ESTIMATE_FLOPS = {"float32": 15e12, "bfloat16": 50e12, "float16": 50e12}
+ESTIMATE_FP64_FLOPS = 5e12  # float64 covariance accumulation
+ESTIMATE_BANDWIDTH = 1e12  # bytes/s: one decoding step reads every weight once
+ESTIMATE_STEP_S = 0.03  # Python and kernel-launch time of one decoding step
+ESTIMATE_HOST_BASE = 4e9  # Python, torch, CUDA context, tokenizer, data
+ESTIMATE_GPU_BASE = 1.5e9  # CUDA context and allocator slack
+# a model whose size can be read from neither its config.json nor its name
+ESTIMATE_DEFAULT_PARAMS = 7e9
+# a perplexity text without max_windows that is not on disk yet
+ESTIMATE_TEXT_TOKENS = 350_000
+ESTIMATE_TASK_ITEMS = 5_000  # zero-shot items per task when `limit` is null
+GATED_MLP_TYPES = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "olmo"}
+SIZE_TOKEN = re.compile(r"(?:^|[-_/])(\d+(?:[._]\d+)?)([mb])(?![a-z])", re.IGNORECASE)
+
+
+def shape_from_config(cfg):
+    """Parameter count and layer widths of a Hugging Face config.json (Llama, OPT, GPT-NeoX, Phi...)."""
+    hidden = cfg.get("hidden_size") or cfg.get("n_embd") or cfg.get("d_model")
+    layers = cfg.get("num_hidden_layers") or cfg.get("n_layer") or cfg.get("num_layers")
+    ffn = cfg.get("intermediate_size") or cfg.get("ffn_dim") or cfg.get("n_inner")
+    ffn = ffn or 4 * hidden
+    heads = cfg.get("num_attention_heads") or cfg.get("n_head")
+    head_dim = cfg.get("head_dim") or hidden // heads
+    kv_heads = cfg.get("num_key_value_heads") or heads
+    vocab = cfg["vocab_size"]
+    attn, kv = heads * head_dim, kv_heads * head_dim
+    mlp_matrices = 3 if cfg.get("model_type") in GATED_MLP_TYPES else 2
+    per_layer = 2 * hidden * attn + 2 * hidden * kv + mlp_matrices * hidden * ffn
+    embeddings = vocab * hidden * (1 if cfg.get("tie_word_embeddings", True) else 2)
+    return {
+        "params": layers * per_layer + embeddings,
+        "layers": layers,
+        "hidden": hidden,
+        "attn": attn,
+        "kv": kv,
+        "ffn": ffn,
+        "vocab": vocab,
+    }
+
+
+def shape_from_params(params):
+    """Llama-2 proportions for a bare parameter count: ffn = 2.6875 hidden, hidden = 128 layers,
+    12 layers hidden^2 parameters in the blocks, a 32k vocabulary."""
+    hidden = max(64, 64 * round((128 * params / 12) ** (1 / 3) / 64))
+    layers = max(1, round(params / (12 * hidden**2)))
+    ffn = 64 * round(2.6875 * hidden / 64)
+    return {
+        "params": params,
+        "layers": layers,
+        "hidden": hidden,
+        "attn": hidden,
+        "kv": hidden,
+        "ffn": ffn,
+        "vocab": 32_000,
+    }
+
+
+def size_from_name(name):
+    """Parameters named in a model or repository name (`llama2_7b`, `opt-1.3b`, `pythia_6_9b`,
+    `smollm2-135m-instruct`), or None."""
+    match = SIZE_TOKEN.search(str(name))
+    if not match:
+        return None
+    number = float(match.group(1).replace("_", "."))
+    return number * (1e9 if match.group(2).lower() == "b" else 1e6)
+
+
+def model_shape(path, artifacts=None):
+    """The model's shape from `<path>/config.json` when it is there (resources are evaluated again
+    when a job is ready, so a downloaded model is measured), else from the size in its name or its
+    artifact's repo_id, else that of a 7B model."""
+    try:
+        return shape_from_config(json.loads((Path(path) / "config.json").read_text()))
+    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
+        pass
+    names = [path]
+    artifact = (artifacts or {}).get(Path(path).name)
+    if artifact and artifact.get("repo_id"):
+        names.append(artifact["repo_id"])
+    for name in names:
+        params = size_from_name(name)
+        if params:
+            return shape_from_params(params)
+    return shape_from_params(ESTIMATE_DEFAULT_PARAMS)
+
+
+def perplexity_tokens(datasets):
+    """Tokens a perplexity stage reads: max_windows x window, else the text's size / 4 characters."""
+    total = 0
+    for spec in datasets.values():
+        if spec.get("max_windows"):
+            total += int(spec["max_windows"]) * int(spec["window"])
+            continue
+        try:
+            total += Path(spec["text"]).stat().st_size // 4
+        except OSError:
+            total += ESTIMATE_TEXT_TOKENS
+    return total
+
+
+def calibration_estimate(shape, bpe, rate, calibration):
+    """(gpu, host, seconds) of one pass that collects every layer's float64 statistics."""
+    params, layers = shape["params"], shape["layers"]
+    hidden, ffn = shape["hidden"], shape["ffn"]
+    # resid_in, attn_in, mlp_in (d x d), attn_mid (h_q d_h square), mlp_mid (d_int square)
+    covariance = 3 * hidden**2 + shape["attn"] ** 2 + ffn**2
+    seq, batch = int(calibration["seq_len"]), int(calibration.get("batch_size", 4))
+    tokens = int(calibration["n_samples"]) * seq
+    # weights, the calibration set's hidden states in and out of a layer, one layer's
+    # float64 accumulators and one batch's activations (also in float64)
+    gpu = params * bpe + 2 * tokens * hidden * bpe + covariance * 8
+    gpu += batch * seq * ffn * (2 * 8 + 4 * bpe)
+    # every layer's statistics end up on the CPU
+    host = params * bpe + layers * covariance * 8
+    seconds = 2 * params * tokens / rate
+    seconds += 2 * tokens * layers * covariance / ESTIMATE_FP64_FLOPS
+    return gpu, host, seconds
+
+
+def llm_stage_estimate(stage, shape, dtype, options):
+    """(GPU bytes, host bytes, seconds on one GPU) of an LLM or DynaMo stage, before
+    safety margins; `params` runs on the CPU (no GPU bytes).
+
+    `options` is the stage's config slice: calibrate: a calibration set; compress:
+    {"calibration", "run"}; perplexity / dynamo_perplexity: {name: dataset} (+ n_heads);
+    zeroshot, speed, dynamo_train, dynamo_decoding, dynamo_judge: their sections."""
+    bpe, rate = ESTIMATE_BYTES[dtype], ESTIMATE_FLOPS[dtype]
+    params, layers = shape["params"], shape["layers"]
+    hidden, ffn, vocab = shape["hidden"], shape["ffn"], shape["vocab"]
+    weights = params * bpe
+    step_s = max(weights / ESTIMATE_BANDWIDTH, ESTIMATE_STEP_S)
+    if stage == "calibrate":
+        gpu, host, seconds = calibration_estimate(shape, bpe, rate, options)
+    elif stage == "compress":
+        # a statistics pass of its own (sequential methods go through compressed layers)
+        calibration = options["calibration"]
+        gpu, host, seconds = calibration_estimate(shape, bpe, rate, calibration)
+        host += weights  # the statistics file beside the model, the model written out
+        run = options["run"]
+        if run["method"] == "disp_llm":
+            settings = run["settings"]
+            batch = int(settings.get("train_batch_size", 1))
+            seq = int(settings.get("train_seq_len", calibration["seq_len"]))
+            tokens = int(settings.get("steps", 10_000)) * batch * seq
+            # activations kept for the backward pass through the frozen model
+            activations = batch * seq * hidden * layers * 17 * bpe
+            gpu = max(gpu, weights + activations + batch * seq * vocab * 8)
+            seconds += 6 * params * tokens / rate
+    elif stage in ("perplexity", "dynamo_perplexity"):
+        datasets = {k: v for k, v in options.items() if k != "n_heads"}
+        n_logits = max(int(options.get("n_heads", 1)), 1)
+        window = max([int(d["window"]) for d in datasets.values()] or [0])
+        per_token = n_logits * vocab * 12 + 4 * ffn * bpe + 8 * hidden * bpe
+        gpu = weights + window * per_token
+        host = weights
+        seconds = 2 * params * perplexity_tokens(datasets) / rate
+    elif stage == "zeroshot":
+        items = int(options.get("limit") or ESTIMATE_TASK_ITEMS)
+        items *= len(options.get("tasks", []))
+        batch = int(options.get("batch_size", 8))
+        gpu = weights + batch * 512 * (vocab * 8 + 4 * ffn * bpe)
+        host = weights
+        # about 4 continuations of about 128 tokens per item
+        seconds = 2 * params * items * 4 * 128 / rate
+    elif stage == "params":
+        # dense and compressed model on the CPU, read from disk at 200 MB/s
+        gpu, host = 0, 2 * weights
+        seconds = 2 * weights / 2e8
+    elif stage == "speed":
+        batch, prefill = int(options["batch"]), int(options["prefill_len"])
+        decode = int(options["decode_tokens"])
+        # dense and compressed model, warm-up and timed repeats
+        runs = 2 * (int(options.get("repeats", 1)) + int(options.get("warmup", 0)))
+        kv_cache = 2 * layers * shape["kv"] * batch * (prefill + decode) * bpe
+        gpu = 2 * weights + kv_cache + batch * prefill * vocab * 4
+        host = 2 * weights
+        seconds = runs * (2 * params * batch * prefill / rate + decode * step_s)
+    elif stage == "dynamo_train":
+        extra = max(int(options.get("n_heads", 3)) - 1, 0)
+        base = bool(options.get("train_base"))
+        # one decoder layer per extra head
+        trainable = extra * (params - vocab * hidden) / layers + (params if base else 0)
+        batch, seq = int(options.get("batch_size", 8)), int(options["seq_len"])
+        tokens = int(options["steps"]) * batch * seq
+        trained_layers = extra + (layers if base else 0)
+        activations = batch * seq * hidden * trained_layers * 17 * bpe
+        logits = batch * seq * vocab * 8 * (extra + 1)
+        # weights, then gradients and Adam moments of what is trained
+        gpu = weights + 16 * trainable + activations + logits
+        host = 2 * weights
+        seconds = (6 * trainable + 2 * params) * tokens / rate
+    elif stage == "dynamo_decoding":
+        runs = len(options.get("prompts", [])) * len(options.get("seeds", [0]))
+        # every threshold, autoregressive decoding and (with a draft) assisted generation
+        variants = len(options.get("thresholds", [])) + 1 + bool(options.get("draft"))
+        steps = runs * variants * int(options.get("max_new_tokens", 128))
+        gpu = 2 * weights + 64 * vocab * 4
+        host = 2 * weights
+        seconds = steps * step_s
+    elif stage == "dynamo_judge":
+        new_tokens = int(options.get("max_new_tokens", 16))
+        gpu = weights + 2048 * (vocab * 8 + 4 * ffn * bpe)
+        host = weights
+        per_comparison = 2 * params * 512 / rate + new_tokens * step_s
+        seconds = int(options.get("comparisons", 1)) * per_comparison
+    else:
+        raise ValueError(f"no resource estimate for stage {stage!r}")
+    gpu = gpu + ESTIMATE_GPU_BASE if gpu else 0
+    return gpu, host + ESTIMATE_HOST_BASE, seconds
+
+
+def estimate_mem_mb(gpu, host, on_cpu):
+    """Host memory to ask for, MB rounded up to 1000 (the GPU part too when the model runs on the CPU)."""
+    return 1000 * math.ceil(1.2 * (host + (gpu if on_cpu else 0)) / 1e9)
+
+
+def estimate_runtime(seconds):
+    """Minutes to ask for: 15 + 3x the estimate, rounded up to 15."""
+    return 15 * math.ceil((15 + 3 * seconds / 60) / 15)
+
+
+def device_gpus(section):
+    """GPUs a job of `section` asks for by itself: 1 when its device is cuda / cuda:N, else 0."""
+    return 1 if str(section.get("device", "auto")).startswith("cuda") else 0
+
+
+def model_stage_inputs(stage, wc):
+    """(config section, model path, dtype, options) of a job that loads a model."""
+    if stage.startswith("dynamo"):
+        section = config["dynamo"]
+        entry = section["models"][wc.model]
+        path, dtype = entry["path"], entry.get("dtype", "float32")
+        if stage == "dynamo_train":
+            options = {**section.get("heads", {}), **section.get("training", {})}
+        elif stage == "dynamo_perplexity":
+            n_heads = section.get("heads", {}).get("n_heads", 3)
+            options = {**section.get("perplexity", {}), "n_heads": n_heads}
+        elif stage == "dynamo_decoding":
+            options = section.get("decoding", {})
+        else:
+            judge, decoding = section.get("judge") or {}, section.get("decoding", {})
+            path, dtype = judge.get("model", path), judge.get("dtype", "float32")
+            comparisons = (
+                len(decoding.get("prompts", []))
+                * len(decoding.get("seeds", [0]))
+                * len(decoding.get("thresholds", []))
+            )
+            options = {**judge, "comparisons": comparisons}
+        return section, path, dtype, options
+    section = config["llm_compression"]
+    entry = section["models"][wc.model]
+    path, dtype = entry["path"], entry.get("dtype", "float32")
+    if stage == "calibrate":
+        options = llm_calibration_options(wc.calibration)
+    elif stage == "compress":
+        options = {
+            "calibration": llm_calibration_options(section["compress_with"]),
+            "run": LLM_RUNS[wc.run],
+        }
+    else:
+        options = section.get(stage, {})
+        if stage == "speed":
+            dtype = entry.get("speed_dtype", dtype)
+    return section, path, dtype, options
+
+
+def model_stage_estimate(stage, wc):
+    section, path, dtype, options = model_stage_inputs(stage, wc)
+    gpu, host, seconds = llm_stage_estimate(
+        stage, model_shape(path, config.get("artifacts")), dtype, options
+    )
+    return section, gpu, host, seconds
+
+
+def model_stage_mem_mb(stage):
+    """`mem_mb` for the jobs of a model stage: estimated host memory, times the attempt."""
+
+    def mem_mb(wildcards, attempt):
+        section, gpu, host, _ = model_stage_estimate(stage, wildcards)
+        on_cpu = str(section.get("device", "auto")) == "cpu"
+        return attempt * estimate_mem_mb(gpu, host, on_cpu)
+
+    return mem_mb
+
+
+def model_stage_runtime(stage):
+    """`runtime` (minutes) for the jobs of a model stage: from its FLOPs, times the attempt."""
+
+    def runtime(wildcards, attempt):
+        return attempt * estimate_runtime(model_stage_estimate(stage, wildcards)[3])
+
+    return runtime

@@ -67,7 +67,9 @@ rule dynamo_train:
         "../../environment.yml"
     threads: 2
     resources:
-        mem_mb=8000,
+        gpu=device_gpus(DYNAMO),
+        mem_mb=model_stage_mem_mb("dynamo_train"),
+        runtime=model_stage_runtime("dynamo_train"),
     params:
         options={**DYNAMO.get("heads", {}), **DYNAMO.get("training", {})},
         setting={},
@@ -111,6 +113,10 @@ rule dynamo_perplexity:
     conda:
         "../../environment.yml"
     threads: 2
+    resources:
+        gpu=device_gpus(DYNAMO),
+        mem_mb=model_stage_mem_mb("dynamo_perplexity"),
+        runtime=model_stage_runtime("dynamo_perplexity"),
     params:
         options=DYNAMO.get("perplexity", {}),
         setting=lambda wc: {"perplexity": DYNAMO.get("perplexity", {})},
@@ -137,6 +143,10 @@ rule dynamo_decoding:
     conda:
         "../../environment.yml"
     threads: 2
+    resources:
+        gpu=device_gpus(DYNAMO),
+        mem_mb=model_stage_mem_mb("dynamo_decoding"),
+        runtime=model_stage_runtime("dynamo_decoding"),
     params:
         options=DYNAMO.get("decoding", {}),
         setting=lambda wc: {
@@ -165,6 +175,10 @@ rule dynamo_judge:
     conda:
         "../../environment.yml"
     threads: 2
+    resources:
+        gpu=device_gpus(DYNAMO),
+        mem_mb=model_stage_mem_mb("dynamo_judge"),
+        runtime=model_stage_runtime("dynamo_judge"),
     params:
         options=DYNAMO_JUDGE,
         setting=lambda wc: {"judge": DYNAMO_JUDGE},

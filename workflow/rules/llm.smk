@@ -81,7 +81,9 @@ rule calibrate_llm:
         "../../environment.yml"
     threads: 2
     resources:
-        mem_mb=8000,
+        gpu=device_gpus(LLM),
+        mem_mb=model_stage_mem_mb("calibrate"),
+        runtime=model_stage_runtime("calibrate"),
     params:
         options=lambda wc: llm_calibration_options(wc.calibration),
         dtype=lambda wc: LLM_MODELS[wc.model].get("dtype", "float32"),
@@ -107,7 +109,9 @@ rule compress_llm:
         "../../environment.yml"
     threads: 2
     resources:
-        mem_mb=8000,
+        gpu=device_gpus(LLM),
+        mem_mb=model_stage_mem_mb("compress"),
+        runtime=model_stage_runtime("compress"),
     params:
         spec=lambda wc: LLM_RUNS[wc.run],
         calibration=lambda wc: llm_calibration_options(LLM_CALIB),
@@ -133,6 +137,9 @@ rule evaluate_llm_params:
     conda:
         "../../environment.yml"
     threads: 1
+    resources:
+        mem_mb=model_stage_mem_mb("params"),
+        runtime=model_stage_runtime("params"),
     params:
         spec=lambda wc: LLM_RUNS[wc.run],
         setting=llm_setting,
@@ -157,7 +164,9 @@ rule evaluate_llm_perplexity:
         "../../environment.yml"
     threads: 1  # at 2 threads these jobs kept 0.7-0.9 cores busy (benchmark cpu_time / s): run two side by side
     resources:
-        mem_mb=6000,
+        gpu=device_gpus(LLM),
+        mem_mb=model_stage_mem_mb("perplexity"),
+        runtime=model_stage_runtime("perplexity"),
     params:
         spec=lambda wc: LLM_RUNS[wc.run],
         setting=llm_setting,
@@ -184,7 +193,9 @@ rule evaluate_llm_zeroshot:
         "../../environment.yml"
     threads: 1  # at 2 threads these jobs kept 0.7-0.9 cores busy (benchmark cpu_time / s): run two side by side
     resources:
-        mem_mb=6000,
+        gpu=device_gpus(LLM),
+        mem_mb=model_stage_mem_mb("zeroshot"),
+        runtime=model_stage_runtime("zeroshot"),
     params:
         spec=lambda wc: LLM_RUNS[wc.run],
         setting=llm_setting,
@@ -211,7 +222,9 @@ rule evaluate_llm_speed:
         "../../environment.yml"
     threads: 2
     resources:
-        mem_mb=6000,
+        gpu=device_gpus(LLM),
+        mem_mb=model_stage_mem_mb("speed"),
+        runtime=model_stage_runtime("speed"),
     params:
         spec=lambda wc: LLM_RUNS[wc.run],
         setting=llm_setting,

@@ -114,6 +114,34 @@ rule collect_runtime:
         "../scripts/collect_runtime.py"
 
 
+rule results_readme:
+    """README.md beside the tables and the report's provenance page (tier, provenance, claims summary, files)."""
+    input:
+        tables=expand("results/tables/{paper}.parquet", paper=PAPERS),
+        all="results/tables/all.parquet",
+        claims="results/tables/claims.parquet",
+        runtime="results/tables/runtime.parquet",
+    output:
+        readme="results/tables/README.md",
+        html=report(
+            "results/tables/provenance.html",
+            caption="../report/provenance.rst",
+            category="Tables",
+            labels={"table": "provenance"},
+        ),
+    log:
+        "logs/results_readme/readme.log",
+    benchmark:
+        "benchmarks/results_readme/readme.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        tier=TIER,
+        code=code("repro.report.results_readme"),
+    script:
+        "../scripts/results_readme.py"
+
+
 rule paper:
     """Everything one paper produces: `snakemake --cores all results/papers/<paper>.done`."""
     input:

@@ -105,7 +105,7 @@ def load_gguf(gguf_path: Path, dtype: torch.dtype = torch.float32):
 
     gguf_path = _check_gguf_path(gguf_path)
     folder, name = str(gguf_path.parent), gguf_path.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True, trust_remote_code=False)
     # dequantize=True: never keep packed GGUF blocks (transformers can, for some architectures, when the
     # optional `kernels` package is present); the conversion needs an ordinary dense state dict.
     model = AutoModelForCausalLM.from_pretrained(
@@ -113,6 +113,7 @@ def load_gguf(gguf_path: Path, dtype: torch.dtype = torch.float32):
         gguf_file=name,
         dtype=dtype,
         local_files_only=True,
+        trust_remote_code=False,
         quantization_config=GgufConfig(dequantize=True),
     )
     return model.eval(), tokenizer
@@ -217,8 +218,8 @@ def load_causal_lm(model_dir: Path, dtype: torch.dtype = torch.float32):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model_dir = _check_model_dir(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, local_files_only=True, trust_remote_code=False)
     return model.eval(), tokenizer
 
 

@@ -88,7 +88,7 @@ def build_cooccurrence(model_dir, text, options: Mapping[str, Any], out_path) ->
     """Co-occurrence tables of ``text`` tokenised with the model's tokenizer; returns a summary."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
     chunk_chars = options.get("chunk_chars")
     # chunk_chars: stream the text in pieces (each read once per order; n-grams stay within a piece)
     documents = [tokenize_text(tokenizer, text)] if chunk_chars is None else TokenPieces(tokenizer, text, chunk_chars)

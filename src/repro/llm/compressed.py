@@ -104,7 +104,7 @@ def load_compressed(path, dtype: torch.dtype = torch.float32, attn_implementatio
         model = LOADERS[loader](path, record, dtype, attn_implementation)
     else:
         raise ValueError(f"{path}: no loader {loader!r} registered; known: {['hf', *sorted(LOADERS)]}")
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     return model.eval(), tokenizer, record
 
 

@@ -77,8 +77,10 @@ def load_model(path, dtype: str = "float32", device: str = "auto"):
     if (path / COMPRESSION_FILE).is_file():
         model, tokenizer, _ = load_compressed(path, dtype=torch_dtype(dtype))
     else:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype), local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch_dtype(dtype), local_files_only=True, trust_remote_code=False
+        )
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     return model.to(pick_device(device)).eval(), tokenizer
 
 
@@ -241,22 +243,44 @@ def _linear_weights(adapter) -> int:
     return sum(lin.weight.numel() for la in adapter.layers() for lin in la.named_linears().values())
 
 
-def nm_pattern_counts(model, pattern: str) -> dict[str, int]:
-    """Groups of ``m`` consecutive input columns (per row of every decoder linear) in an ``"n:m"``
-    model, and how many of them do not hold exactly ``n`` zeros (0 for a faithful N:M model)."""
+def nm_pattern_counts(model, pattern: str, dense_model=None) -> dict[str, int]:
+    """How the decoder linears of an ``"n:m"`` model follow the pattern, per group of ``m`` consecutive
+    input weights of a row.
+
+    ``nm_groups_violating`` counts groups with fewer than ``n`` zeros (the pattern broken: more than
+    ``m - n`` non-zeros, which the 2:4 kernels cannot run); ``nm_groups_extra`` groups with more than
+    ``n`` zeros and ``nm_extra_zeros`` those zeros beyond ``n``.  With ``dense_model``,
+    ``nm_extra_zeros_in_dense`` counts how many extra zeros the dense group already had (a weight that
+    is exactly zero before pruning; SparseGPT also zeroes inputs the calibration never activated).
+    """
     from repro.llm.methods.wanda import parse_pattern
 
     n, m = parse_pattern(pattern)
-    total = violating = 0
+    counts = {"nm_groups": 0, "nm_groups_violating": 0, "nm_groups_extra": 0, "nm_extra_zeros": 0}
+    dense_linears = None
+    if dense_model is not None:
+        counts["nm_extra_zeros_in_dense"] = 0
+        dense_linears = {
+            (la.index, name): lin
+            for la in get_adapter(dense_model).layers()
+            for name, lin in la.named_linears().items()
+        }
     for la in get_adapter(model).layers():
-        for lin in la.named_linears().values():
+        for name, lin in la.named_linears().items():
             weight = lin.weight.detach()
             if weight.shape[1] % m:
                 raise ValueError(f"{pattern} model has a linear with {weight.shape[1]} inputs, not a multiple of {m}")
             zeros = (weight == 0).reshape(weight.shape[0], -1, m).sum(dim=-1)
-            total += zeros.numel()
-            violating += int((zeros != n).sum())
-    return {"nm_groups": total, "nm_groups_violating": violating}
+            extra = (zeros - n).clamp(min=0)
+            counts["nm_groups"] += zeros.numel()
+            counts["nm_groups_violating"] += int((zeros < n).sum())
+            counts["nm_groups_extra"] += int((extra > 0).sum())
+            counts["nm_extra_zeros"] += int(extra.sum())
+            if dense_linears is not None:
+                dense = dense_linears[(la.index, name)].weight.detach().to(weight.device)
+                dense_zeros = (dense == 0).reshape(dense.shape[0], -1, m).sum(dim=-1)
+                counts["nm_extra_zeros_in_dense"] += int(torch.minimum(extra, dense_zeros).sum())
+    return counts
 
 
 def target_parameters(spec: Mapping[str, Any], dense_model) -> int | None:
@@ -314,7 +338,7 @@ def parameter_records(
         values["target_params"] = target
         values["target_rel_error"] = (achieved - target) / target
     if sparse and spec["settings"].get("pattern"):
-        values.update(nm_pattern_counts(model, spec["settings"]["pattern"]))
+        values.update(nm_pattern_counts(model, spec["settings"]["pattern"], dense_model))
     if info:
         for metric, key in (("compress_seconds", "compress_seconds"), ("compress_peak_rss_mb", "peak_rss_mb")):
             if info.get(key) is not None:

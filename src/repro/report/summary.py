@@ -27,6 +27,9 @@ def main(argv=None) -> int:
     runtime = pd.read_parquet(args.tables / "runtime.parquet")
     print("\nRuntime per rule (seconds summed over jobs, peak RSS in MB):")
     print(summarise_runtime(runtime).to_string())
+    readme = args.tables / "README.md"
+    if readme.is_file():
+        print(f"\nEvery table with its columns and rows, claims per paper, tier and provenance: {readme}")
     return 0
 
 

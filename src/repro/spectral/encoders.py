@@ -278,8 +278,8 @@ def find_minilm_dir(path: str | Path) -> Path:
 def _load_minilm_cached(model_dir: str):
     from transformers import AutoModel, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    model = AutoModel.from_pretrained(model_dir, local_files_only=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
+    model = AutoModel.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False).eval()
     return tokenizer, model
 
 

