@@ -102,12 +102,19 @@ def _check_file(resources: Path, name: str, rel: str, expected: str) -> str | No
     return None
 
 
-def verify_entry(resources: Path | str, entry: dict) -> list[str]:
-    """Re-hash the kept download and every extracted file of one entry; return the problems found."""
+def verify_entry(resources: Path | str, entry: dict, under: str | None = None) -> list[str]:
+    """Re-hash the kept download and every extracted file of one entry; return the problems found.
+
+    With ``under`` (a path relative to ``resources``, e.g. ``artifacts/<name>``), only the
+    extracted files at or below it are checked.
+    """
     resources = Path(resources)
     name = entry["name"]
     checks = dict(entry.get("files", {}))
-    if entry.get("download"):
+    if under is not None:
+        under = under.rstrip("/")
+        checks = {rel: sha for rel, sha in checks.items() if rel == under or rel.startswith(under + "/")}
+    elif entry.get("download"):
         checks[entry["download"]] = entry["sha256"]
     problems = [_check_file(resources, name, rel, sha) for rel, sha in sorted(checks.items())]
     return [p for p in problems if p is not None]
@@ -124,3 +131,46 @@ def verify(resources: Path | str, names: Iterable[str] | None = None) -> list[st
             continue
         problems.extend(verify_entry(resources, manifest[name]))
     return problems
+
+
+class ArtifactCheckError(RuntimeError):
+    """An artifact a job reads is missing files or differs from its manifest entry."""
+
+
+def artifact_of(path: Path | str) -> tuple[Path, str] | None:
+    """``(resources, name)`` when ``path`` is ``<resources>/artifacts/<name>`` or lies inside it, else None."""
+    parts = Path(path).parts
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "artifacts" and NAME_PATTERN.match(parts[i + 1]):
+            return Path(*parts[:i]) if i else Path("."), parts[i + 1]
+    return None
+
+
+def check_artifact(path: Path | str) -> int:
+    """Re-hash the files of the artifact at (or below) ``path`` against its manifest entry, before reading them.
+
+    Returns the number of files checked; raises :class:`ArtifactCheckError` naming the artifact, its
+    manifest and every file that is missing or whose sha256 differs (expected and actual).
+    """
+    found = artifact_of(path)
+    if found is None:
+        raise ValueError(f"{path} is not inside a <resources>/artifacts/<name> folder")
+    resources, name = found
+    entry_path = manifest_path(resources, name)
+    if not entry_path.is_file():
+        raise ArtifactCheckError(
+            f"artifact {name!r} read from {path} has no manifest entry {entry_path}; "
+            f"fetch it with its download rule: snakemake --cores 1 {entry_path}"
+        )
+    entry = json.loads(entry_path.read_text())
+    under = Path(path).relative_to(resources).as_posix()
+    problems = verify_entry(resources, entry, under=under)
+    if problems:
+        lines = "\n".join(f"  {p}" for p in problems)
+        raise ArtifactCheckError(
+            f"artifact {name!r} read from {path} does not match its manifest {entry_path} "
+            f"({len(problems)} file(s)):\n{lines}\n"
+            f"Fetch it again: snakemake --cores 1 --forcerun download_artifact {entry_path} "
+            f"(`make verify` checks every artifact)"
+        )
+    return sum(1 for rel in entry.get("files", {}) if rel == under or rel.startswith(under + "/"))

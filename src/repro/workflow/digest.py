@@ -34,11 +34,43 @@ def _parents(name: str):
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
+# (module name, is a package, sha256 of the source) -> the repro modules it imports.  Keyed by
+# content, so an edited file is parsed again and an unchanged one never twice in one process:
+# Snakemake evaluates dozens of digests whose closures share most modules, and parsing dominated
+# the time of a dry run (`scripts/bench_noop_dryrun.py`).
+_IMPORTS_CACHE: dict[tuple[str, bool, bytes], frozenset[str]] = {}
+
+
 def _imports(path: Path, name: str) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
+    source = path.read_bytes()
     is_pkg = path.name == "__init__.py"
+    key = (name, is_pkg, hashlib.sha256(source).digest())
+    found = _IMPORTS_CACHE.get(key)
+    if found is None:
+        found = _IMPORTS_CACHE[key] = frozenset(_parse_imports(source, path, name, is_pkg))
+    return set(found)
+
+
+_STATEMENT_HOLDERS = (ast.stmt, ast.ExceptHandler, ast.match_case)
+
+
+def _statements(tree: ast.Module):
+    """Every statement of ``tree``, however nested (in functions, classes, if/try/with/match bodies).
+
+    Import statements can only be statements, never parts of expressions, so this finds every
+    import ``ast.walk`` finds while skipping the expressions, most of a module's nodes.
+    """
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        yield node
+        todo.extend(child for child in ast.iter_child_nodes(node) if isinstance(child, _STATEMENT_HOLDERS))
+
+
+def _parse_imports(source: bytes, path: Path, name: str, is_pkg: bool) -> set[str]:
+    tree = ast.parse(source, filename=str(path))
     found = set()
-    for node in ast.walk(tree):
+    for node in _statements(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -8,7 +8,8 @@ Layout under ``resources``:
 * ``drop-in/<file>``: a file placed here by hand is used instead of downloading (kinds that
   download a single file); it is checksum-verified like a download;
 * ``hf-cache/``, ``pyg/<name>/``: the working folders of huggingface_hub and torch_geometric;
-* ``manifest/<name>.json``: the manifest entry, written last.
+* ``manifest/<name>.json``: the manifest entry, written last;
+* ``.locks/<name>.lock``: the lock a fetch holds throughout (``repro.io.locked``).
 
 An *unpinned* artifact (``unpinned: true``; URL and hub kinds only) has no digest or commit in
 the config yet, because it could not be looked up where the config was written.  Its first
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 DOWNLOADS = "downloads"
 ARTIFACTS = "artifacts"
 DROP_IN = "drop-in"
+LOCKS = ".locks"
 
 COMMON_KEYS = frozenset({"kind", "licence", "unpinned"})
 UNPINNABLE_KINDS = frozenset({"url", "hf_hub", "torch_geometric"})
@@ -118,10 +120,18 @@ class Source(ABC):
         return resources / ARTIFACTS / self.name
 
     def fetch(self, resources: Path | str) -> dict:
-        """Fetch, verify and place the artifact; write and return its manifest entry."""
+        """Fetch, verify and place the artifact; write and return its manifest entry.
+
+        Holds a lock on the artifact name throughout, so two processes fetching the same artifact
+        into one ``resources`` (two runs sharing it) take turns instead of swapping folders under
+        each other; the second one reuses the first one's verified download.
+        """
+        from repro.io import locked  # here: repro.io pulls in pandas, which fetching does not need
+
         resources = Path(resources)
-        entry = self._fetch(resources)
-        write_entry(resources, entry)
+        with locked(resources / LOCKS / f"{self.name}.lock"):
+            entry = self._fetch(resources)
+            write_entry(resources, entry)
         log.info("%s: %d file(s) in %s", self.name, len(entry["files"]), self.artifact_dir(resources))
         return entry
 
