@@ -114,7 +114,7 @@ def brute_force(anchor, pool, ag, pg, k, anchor_time=None, pool_time=None, exclu
 def assert_topk_equal(got, expected, sim, atol=0.0):
     """Values within ``atol``; indices equal, or (atol > 0) different only between near-equal similarities."""
     (gv, gi), (ev, ei) = got, expected
-    ev, ei = torch.as_tensor(ev), torch.as_tensor(ei)
+    ev, ei = torch.as_tensor(ev).cpu(), torch.as_tensor(ei).cpu()  # the expected side may be a CUDA reference
     assert gv.dtype == torch.float32 and gi.dtype == torch.int64 and gv.shape == gi.shape == ei.shape
     assert gv.is_contiguous() and gi.is_contiguous()
     gv, gi = gv.cpu(), gi.cpu()

@@ -323,6 +323,22 @@ def test_rank_formula_of_the_official_code():
         rank_for_ratio(8, 8, 1.0)
 
 
+def test_rank_multiple_rounds_down_and_keeps_small_ranks():
+    assert rank_for_ratio(4096, 4096, 0.2, multiple=8) == 1632  # 1638 rounded down to a multiple of 8
+    assert rank_for_ratio(4096, 11008, 0.2, multiple=64) == 2368
+    assert rank_for_ratio(4096, 4096, 0.2, multiple=1) == 1638
+    assert rank_for_ratio(10, 10, 0.5, multiple=8) == 2  # below the multiple: the rank itself, never 0
+    with pytest.raises(ValueError, match="rank_multiple"):
+        rank_for_ratio(8, 8, 0.2, multiple=0)
+    dense = {"total": 10_000, "blocks": 6_000}
+    shapes = [(40, 40), (40, 60), (60, 40)]
+    plan = ratio_for_target(dense, shapes, 0.25, "total", rank_multiple=4)
+    assert plan["predicted_counts"]["total"] == 10_000 - sum(
+        m * n - rank_for_ratio(m, n, plan["ratio"], 4) * (m + n) for m, n in shapes
+    )
+    assert all(rank_for_ratio(m, n, plan["ratio"], 4) % 4 == 0 for m, n in shapes)
+
+
 def test_low_rank_linear_counts_both_factors():
     low = LowRankLinear(10, 6, 3, bias=True)
     assert sum(p.numel() for p in low.parameters()) == 3 * 10 + 6 * 3 + 6
@@ -477,6 +493,19 @@ def test_svd_llm_factorises_every_linear_with_exact_counts(model_type):
     assert abs(info["achieved_removed"] - 0.2) < 0.02  # tiny widths make the ranks coarse
     with torch.no_grad():
         assert torch.isfinite(model(input_ids=ids).logits).all()
+
+
+def test_svd_llm_rank_multiple_gives_aligned_ranks_and_exact_counts():
+    ids = _ids()
+    original = tiny_model("llama")
+    model, info = svd_llm(copy.deepcopy(original), ids, target_removed=0.2, progress=False, rank_multiple=4)
+    assert info["rank_multiple"] == 4 and info["predicted_matches"]
+    assert all(
+        row["rank"] % 4 == 0 and row["rank"] == rank_for_ratio(*row["shape"], info["ratio"], 4) for row in info["ranks"]
+    )
+    assert info["counts_after"] == parameter_counts(model, get_adapter(model))
+    with pytest.raises(ValueError, match="rank_multiple"):
+        svd_llm(copy.deepcopy(original), ids, target_removed=0.2, progress=False, rank_multiple=0)
 
 
 def test_svd_llm_full_rank_model_equals_original_and_modes():

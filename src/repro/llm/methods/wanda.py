@@ -344,7 +344,7 @@ def _is_two_four(weight: torch.Tensor) -> bool:
 
 
 @torch.no_grad()
-def semi_structured(model: nn.Module) -> bool:
+def semi_structured(model: nn.Module, backend: str = "auto") -> bool:
     """Convert the 2:4-sparse decoder linears of a CUDA fp16/bf16 model to semi-structured sparse tensors.
 
     Each ``nn.Linear`` of ``LayerAdapter.named_linears()`` whose weight has at most 2 non-zeros in
@@ -354,10 +354,14 @@ def semi_structured(model: nn.Module) -> bool:
     cores.  Logits change only by kernel rounding.  For speed measurements: the converted model is
     not meant for ``save_pretrained``.
 
+    ``backend``: ``"auto"`` (cuSPARSELt when available, else CUTLASS), ``"cusparselt"`` or ``"cutlass"``.
+
     Returns:
         ``True`` when at least one linear was converted; ``False`` otherwise (CPU, fp32, a torch
         build or GPU without support, or no 2:4 linear), with the reason in a log line.
     """
+    if backend not in ("auto", "cusparselt", "cutlass"):
+        raise ValueError(f"backend must be auto, cusparselt or cutlass, got {backend!r}")
     reason = _semi_structured_unavailable(model)
     if reason is not None:
         log.info("semi_structured: not converting: %s", reason)
@@ -365,7 +369,17 @@ def semi_structured(model: nn.Module) -> bool:
     from torch.sparse import SparseSemiStructuredTensor, to_sparse_semi_structured
 
     cusparselt = getattr(torch.backends, "cusparselt", None)
-    use_cusparselt = bool(cusparselt is not None and cusparselt.is_available())
+    use_cusparselt = bool(cusparselt is not None and cusparselt.is_available()) and backend != "cutlass"
+    if backend == "cusparselt" and not use_cusparselt:
+        log.info("semi_structured: not converting: this torch build has no cuSPARSELt")
+        return False
+    major, _ = torch.cuda.get_device_capability(next(model.parameters()).device)
+    if not use_cusparselt and major != 8:
+        # torch's CUTLASS 2:4 kernels are built for sm_8x only (on an H200 they raise at the first matmul)
+        log.info(
+            "semi_structured: not converting: the CUTLASS 2:4 kernels need compute capability 8.x, got %d.x", major
+        )
+        return False
     SparseSemiStructuredTensor._FORCE_CUTLASS = not use_cusparselt
     backend_cls = (
         torch.sparse.SparseSemiStructuredTensorCUSPARSELT
