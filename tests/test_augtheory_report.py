@@ -264,3 +264,11 @@ def test_results_wide_frame(table):
     assert {"method", "n", "beta", "mse", "mse_se", "poe"} <= set(wide.columns)
     assert set(wide["method"]) == {"lse", "mask", "mask_biased"}
     assert np.isnan(wide.loc[wide["method"] == "lse", "beta"]).all()
+
+
+def test_figure_index_matches_the_plot_functions():
+    from repro.augtheory.figure_index import FIGURE_EXPERIMENTS
+    from repro.augtheory.report import FIGURES
+
+    assert {name: key for name, (key, _) in FIGURES.items()} == FIGURE_EXPERIMENTS
+    assert all(callable(plot) for _, plot in FIGURES.values())

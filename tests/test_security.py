@@ -218,36 +218,41 @@ def test_numpy_only_unpickler_refuses_code(tmp_path):
     assert load_numpy_pickle(ok)["x"].tolist() == [0, 1, 2]
 
 
-def test_reach_pickle_refuses_code(tmp_path):
+def _reach_pickle(path, marker):
     from repro.neural.reach_pickle import _read
 
-    marker = tmp_path / "ran"
-    path = tmp_path / "session.pkl"
     path.write_bytes(pickle.dumps({"data": {"firing_rates": _RunsCode(marker)}}))
-    with pytest.raises(ValueError, match=r"not a processed reaching pickle"):
-        _read(path)
-    assert not marker.exists()
+    return lambda: _read(path)
 
 
-def test_torch_checkpoint_with_code_is_refused(tmp_path):
+def _mobilenet_checkpoint(path, marker):
     from repro.spectral.encoders import load_mobilenet_v2
 
-    marker = tmp_path / "ran"
-    checkpoint = tmp_path / "mobilenet_v2-b0353104.pth"
-    torch.save({"features.0.0.weight": _RunsCode(marker)}, checkpoint)
-    with pytest.raises(ValueError, match=r"cannot read MobileNetV2 checkpoint"):
-        load_mobilenet_v2(checkpoint)
-    assert not marker.exists()
+    torch.save({"features.0.0.weight": _RunsCode(marker)}, path)
+    return lambda: load_mobilenet_v2(path)
 
 
-def test_npy_object_array_is_refused(tmp_path):
+def _object_npy(path, marker):
     from repro.neural.rodent import _load_npy
 
-    marker = tmp_path / "ran"
-    path = tmp_path / "rates.npy"
     np.save(path, np.array([_RunsCode(marker)], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match=r"cannot read the rates without unpickling"):
-        _load_npy(path, "rates")
+    return lambda: _load_npy(path, "rates")
+
+
+@pytest.mark.parametrize(
+    "name, write, message",
+    [
+        ("session.pkl", _reach_pickle, r"not a processed reaching pickle"),
+        ("mobilenet_v2-b0353104.pth", _mobilenet_checkpoint, r"cannot read MobileNetV2 checkpoint"),
+        ("rates.npy", _object_npy, r"cannot read the rates without unpickling"),
+    ],
+)
+def test_data_files_carrying_code_are_refused(tmp_path, name, write, message):
+    """A reaching pickle, a torch checkpoint and an object .npy whose unpickling would run code."""
+    marker = tmp_path / "ran"
+    load = write(tmp_path / name, marker)
+    with pytest.raises(ValueError, match=message):
+        load()
     assert not marker.exists()
 
 

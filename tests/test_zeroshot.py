@@ -388,7 +388,24 @@ def test_lmeval_task_from_config(tmp_path, offline_hf):
     # The same config written as YAML is found through include_path.
     task_dir = tmp_path / "tasks"
     zs.write_lmeval_task_yaml(config, task_dir / "zs_capitals_test.yaml")
-    assert yaml.safe_load((task_dir / "zs_capitals_test.yaml").read_text()) == config
+    written = yaml.safe_load((task_dir / "zs_capitals_test.yaml").read_text())
+    assert written["metadata"] == {**config["metadata"], "data_files_relative": {"test": "../items.jsonl"}}
+    assert {k: v for k, v in written.items() if k != "metadata"} == {k: v for k, v in config.items() if k != "metadata"}
     from_yaml = TaskManager(include_path=str(task_dir), include_defaults=False).load(["zs_capitals_test"])
     _check_task(from_yaml["tasks"]["zs_capitals_test"], items)
     assert (offline_hf / "datasets").is_dir()  # the json builder cached under tmp_path
+
+
+def test_task_yaml_finds_its_items_after_the_folder_moved(tmp_path):
+    items = _capitals(n_items=3)
+    root = tmp_path / "resources"
+    zs.write_jsonl(items, root / "zeroshot/items/capitals.jsonl")
+    config = zs.lmeval_task_config("repro_capitals", root / "zeroshot/items/capitals.jsonl")
+    zs.write_lmeval_task_yaml(config, root / "zeroshot/tasks/capitals.yaml")
+    moved = tmp_path / "elsewhere"
+    root.rename(moved)
+    read = zs.read_lmeval_task_yaml(moved / "zeroshot/tasks/capitals.yaml")
+    assert read["dataset_kwargs"]["data_files"]["test"] == str((moved / "zeroshot/items/capitals.jsonl").resolve())
+    (moved / "zeroshot/items/capitals.jsonl").unlink()
+    with pytest.raises(FileNotFoundError, match="capitals.yaml: item file"):
+        zs.read_lmeval_task_yaml(moved / "zeroshot/tasks/capitals.yaml")

@@ -318,10 +318,10 @@ def spectral_augment_runs(section):
 
 def augtheory_figures(section):
     """Figures of the data-augmentation paper whose experiment the config runs (figure -> experiment)."""
-    from repro.augtheory.report import FIGURES
+    from repro.augtheory.figure_index import FIGURE_EXPERIMENTS
 
     experiments = section.get("experiments", {})
-    return {name: key for name, (key, _) in FIGURES.items() if key in experiments}
+    return {name: key for name, key in FIGURE_EXPERIMENTS.items() if key in experiments}
 
 
 def augtheory_caption(wc):

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from repro.augtheory.experiments import DEFAULTS
+from repro.augtheory.figure_index import FIGURE_EXPERIMENTS
 from repro.report.claims import Claim
 from repro.report.figures import save_figure, sequential_colors, styled
 from repro.report.rows import experiment_rows
@@ -508,17 +509,19 @@ def plot_signal_mask(table: pd.DataFrame, path) -> None:
 
 
 #: figure name -> (EXPERIMENTS key it reads, plotting function)
-FIGURES: dict[str, tuple[str, Callable]] = {
-    "spectrum": ("e21", plot_spectrum),
-    "bias_variance": ("e22_fig1", plot_bias_variance),
-    "classification_map": ("e23", plot_classification_map),
-    "mse_decomposition": ("e24", plot_mse_decomposition),
-    "finite_vs_aerm": ("e25", plot_finite_vs_aerm),
-    "heterogeneous_mask": ("e26", plot_heterogeneous_mask),
-    "biased_vs_unbiased": ("e27", plot_biased_vs_unbiased),
-    "sgd_convergence": ("e28", plot_sgd_convergence),
-    "signal_mask": ("e29", plot_signal_mask),
+_PLOTS: dict[str, Callable] = {
+    "spectrum": plot_spectrum,
+    "bias_variance": plot_bias_variance,
+    "classification_map": plot_classification_map,
+    "mse_decomposition": plot_mse_decomposition,
+    "finite_vs_aerm": plot_finite_vs_aerm,
+    "heterogeneous_mask": plot_heterogeneous_mask,
+    "biased_vs_unbiased": plot_biased_vs_unbiased,
+    "sgd_convergence": plot_sgd_convergence,
+    "signal_mask": plot_signal_mask,
 }
+#: figure name -> (experiment key, plot function); the keys live in :mod:`.figure_index` (parse-time light)
+FIGURES: dict[str, tuple[str, Callable]] = {name: (FIGURE_EXPERIMENTS[name], plot) for name, plot in _PLOTS.items()}
 
 
 # ----------------------------------------------------------------------------- claims

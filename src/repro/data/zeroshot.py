@@ -74,6 +74,7 @@ the target's capitalisation; the whole text is the fallback when the passage has
 from __future__ import annotations
 
 import json
+import os
 import re
 import zlib
 from collections import defaultdict
@@ -96,6 +97,7 @@ __all__ = [
     "derive_seed",
     "gloss_definition",
     "lmeval_task_config",
+    "read_lmeval_task_yaml",
     "quiz_families",
     "quiz_items",
     "read_jsonl",
@@ -657,7 +659,40 @@ def lmeval_task_config(task_name: str, jsonl_path: Path, description: str = "") 
 
 
 def write_lmeval_task_yaml(config: Mapping[str, Any], path) -> None:
-    """Write a task config as YAML that lm-eval's ``TaskManager(include_path=...)`` picks up."""
-    text = yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True)
+    """Write a task config as YAML that lm-eval's ``TaskManager(include_path=...)`` picks up.
+
+    The data files stay absolute (what lm-eval reads) and are also recorded relative to the YAML's
+    folder (``metadata.data_files_relative``), so that :func:`read_lmeval_task_yaml` finds them
+    after ``resources/`` was moved or copied to another directory.
+    """
+    config = dict(config)
+    folder = Path(path).resolve().parent
+    data_files = (config.get("dataset_kwargs") or {}).get("data_files")
+    if isinstance(data_files, Mapping):
+        relative = {split: os.path.relpath(Path(file).resolve(), folder) for split, file in data_files.items()}
+        config["metadata"] = {**(config.get("metadata") or {}), "data_files_relative": relative}
+    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def read_lmeval_task_yaml(path) -> dict:
+    """A task config written by :func:`write_lmeval_task_yaml`, its data files found beside the YAML.
+
+    ``metadata.data_files_relative`` (when present) is resolved against the YAML's folder and
+    replaces the absolute ``dataset_kwargs.data_files``, which point into the directory the YAML
+    was written in.
+    """
+    path = Path(path)
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(config, dict):
+        raise ValueError(f"zero-shot task config {path} is not a mapping")
+    relative = (config.get("metadata") or {}).get("data_files_relative")
+    if isinstance(relative, Mapping):
+        folder = path.resolve().parent
+        files = {split: str((folder / file).resolve()) for split, file in relative.items()}
+        missing = [f for f in files.values() if not Path(f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"zero-shot task config {path}: item file(s) {missing} do not exist")
+        config["dataset_kwargs"] = {**(config.get("dataset_kwargs") or {}), "data_files": files}
+    return config

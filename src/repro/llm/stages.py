@@ -381,8 +381,7 @@ def zeroshot_records_for(model, tokenizer, tasks, options: Mapping[str, Any], sp
     ``tasks``: task YAML files (``*.yaml``, our local item sets) or names of lm-eval's built-in
     tasks (the paper tier's piqa, winogrande, ...).
     """
-    import yaml
-
+    from repro.data.zeroshot import read_lmeval_task_yaml
     from repro.llm.eval.rows import zeroshot_records
     from repro.llm.eval.zeroshot import zero_shot
 
@@ -392,7 +391,7 @@ def zeroshot_records_for(model, tokenizer, tasks, options: Mapping[str, Any], sp
             path = Path(task)
             if not path.is_file():
                 raise FileNotFoundError(f"zero-shot task config {path} does not exist")
-            configs.append(yaml.safe_load(path.read_text()))
+            configs.append(read_lmeval_task_yaml(path))
         else:
             configs.append(str(task))
     tasks = configs

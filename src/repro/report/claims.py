@@ -11,10 +11,13 @@ from __future__ import annotations
 import importlib
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
-from repro.io import write_parquet
+# pandas is imported inside the functions: the workflow imports this module at parse time for the
+# registry below, and every `snakemake -n` would otherwise pay for pandas.
 
 CLAIM_COLUMNS = ["paper", "claim_id", "claim", "paper_value", "measured", "comparison", "holds", "tier", "detail"]
 
@@ -58,6 +61,8 @@ def claim_function(paper: str):
 
 
 def claims_frame(claims: list[Claim], paper: str, tier: str) -> pd.DataFrame:
+    import pandas as pd
+
     rows = []
     for c in claims:
         holds = (
@@ -84,6 +89,10 @@ def claims_frame(claims: list[Claim], paper: str, tier: str) -> pd.DataFrame:
 
 def compute_claims(paper: str, table_path, output, tier: str, extra_tables=()) -> pd.DataFrame:
     """Claims of ``paper`` from its table plus ``extra_tables`` (other papers' tables it compares with)."""
+    import pandas as pd
+
+    from repro.io import write_parquet
+
     table = pd.concat([pd.read_parquet(p) for p in (table_path, *extra_tables)], ignore_index=True)
     df = claims_frame(claim_function(paper)(table), paper, tier)
     write_parquet(df, output)
@@ -91,6 +100,10 @@ def compute_claims(paper: str, table_path, output, tier: str, extra_tables=()) -
 
 
 def combine_claims(paths, output) -> pd.DataFrame:
+    import pandas as pd
+
+    from repro.io import write_parquet
+
     df = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
     df = df.sort_values(["paper", "claim_id"], kind="stable").reset_index(drop=True)
     write_parquet(df, output)
