@@ -4,6 +4,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from repro.report.claims import CLAIM_EXTRA_TABLES, CLAIM_FUNCTIONS
+from repro.llm.run_calibration import run_calibration_set
 from repro.llm.runs import run_setting
 from repro.workflow import ConfigError, module_digest, validate_config
 
@@ -50,8 +51,20 @@ def llm_model_dir(wc):
     return f"results/llm/{wc.model}/models/{wc.run}"
 
 
+def llm_run_calibration(run):
+    """The calibration set of a run: its method's `calibrate_with`, else `compress_with`."""
+    return run_calibration_set(LLM_RUNS[run], LLM_CALIB)
+
+
+def llm_run_statistics(wc):
+    """The calibration statistics a compression run reads (those of its own calibration set)."""
+    return (
+        f"results/llm/{wc.model}/calibration/{llm_run_calibration(wc.run)}.safetensors"
+    )
+
+
 def llm_setting(wc):
-    return run_setting(LLM_RUNS[wc.run], LLM_CALIB)
+    return run_setting(LLM_RUNS[wc.run], llm_run_calibration(wc.run))
 
 
 def llm_task_files():
@@ -601,7 +614,7 @@ def model_stage_inputs(stage, wc):
         options = llm_calibration_options(wc.calibration)
     elif stage == "compress":
         options = {
-            "calibration": llm_calibration_options(section["compress_with"]),
+            "calibration": llm_calibration_options(llm_run_calibration(wc.run)),
             "run": LLM_RUNS[wc.run],
         }
     else:

@@ -45,6 +45,7 @@ PREPARED = {
             split=["train", "validation", "test"],
         ),
     ),
+    "c4": (["c4_shard"], ["resources/text/c4/train.txt"]),
     "tiny_llm": (  # test tier: a tiny Llama, synthetic prose and a cloze task, no artifacts
         [],
         [
@@ -282,6 +283,24 @@ rule prepare_wikitext2:
         code=code("repro.data.corpora"),
     script:
         "../scripts/prepare_wikitext2.py"
+
+
+rule prepare_c4:
+    input:
+        artifact="resources/artifacts/c4_shard",
+    output:
+        train="resources/text/c4/train.txt",
+    log:
+        "logs/prepare_c4/c4.log",
+    benchmark:
+        "benchmarks/prepare_c4/c4.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        options=config["data"]["c4"],
+        code=code("repro.data.c4"),
+    script:
+        "../scripts/prepare_c4.py"
 
 
 rule prepare_tiny_llm:

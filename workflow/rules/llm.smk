@@ -1,10 +1,11 @@
 # LLM compression substrate and baselines (SliceGPT, Wanda, SparseGPT, ShortGPT, SVD-LLM),
 # shared by DISP-LLM and MoDeGPT.  prepared model -> calibrate -> compress (one job per run) -> params / perplexity /
 # zero-shot / speed -> paper table -> figures.  Code: src/repro/llm/ (stages.py is what each
-# rule runs; runs.py expands the config's methods and targets into the {run} wildcard).
+# rule runs; runs.py expands the config's methods and targets into the {run} wildcard and
+# run_calibration.py gives each run its method's calibration set, `calibrate_with`).
 import re
 
-from repro.llm.runs import expand_runs
+from repro.llm.run_calibration import expand_runs_with_calibration
 
 LLM = config.get("llm_compression") or {}
 if "llm_compression" in PAPERS and not LLM:
@@ -12,7 +13,7 @@ if "llm_compression" in PAPERS and not LLM:
         "invalid config: 'papers' lists llm_compression but the config has no 'llm_compression' section"
     )
 try:
-    LLM_RUNS = expand_runs(LLM) if LLM else {}
+    LLM_RUNS = expand_runs_with_calibration(LLM) if LLM else {}
 except ValueError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 LLM_MODELS = LLM.get("models", {})
@@ -97,8 +98,8 @@ rule calibrate_llm:
 rule compress_llm:
     input:
         model=lambda wc: LLM_MODELS[wc.model]["path"],
-        statistics=lambda wc: f"results/llm/{wc.model}/calibration/{LLM_CALIB}.safetensors",
-        text=lambda wc: LLM_CALIBRATION[LLM_CALIB]["text"],
+        statistics=llm_run_statistics,
+        text=lambda wc: LLM_CALIBRATION[llm_run_calibration(wc.run)]["text"],
     output:
         model=directory("results/llm/{model}/models/{run}"),
     log:
@@ -114,7 +115,7 @@ rule compress_llm:
         runtime=model_stage_runtime("compress"),
     params:
         spec=lambda wc: LLM_RUNS[wc.run],
-        calibration=lambda wc: llm_calibration_options(LLM_CALIB),
+        calibration=lambda wc: llm_calibration_options(llm_run_calibration(wc.run)),
         dtype=lambda wc: LLM_MODELS[wc.model].get("dtype", "float32"),
         device=LLM.get("device", "auto"),
         code=lambda wc: code(
