@@ -250,3 +250,16 @@ def test_figures_name_the_missing_experiment(tmp_path, fn, missing):
     with pytest.raises(ValueError, match=missing):
         fn(make_table(experiments=experiments), tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_speed_claims_are_undecided_when_the_dense_rate_drifted():
+    from repro.llm.claims import DRIFT_TOLERANCE, speed_claim_holds
+
+    faster = lambda m: m > 1.0  # noqa: E731
+    assert speed_claim_holds(1.3, 1.05, faster) == (True, "dense drift 1.05")
+    assert speed_claim_holds(0.9, 0.95, faster)[0] is False
+    holds, note = speed_claim_holds(3.1, 1.24, faster)  # the machine sped up 24 % between the dense timings
+    assert holds is None and "not decided" in note and "1.24" in note
+    assert speed_claim_holds(1.1, 1 - DRIFT_TOLERANCE - 0.01, faster)[0] is None
+    assert speed_claim_holds(float("nan"), 1.0, faster)[0] is None
+    assert speed_claim_holds(1.2, float("nan"), faster) == (True, "dense drift not recorded")
