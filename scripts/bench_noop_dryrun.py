@@ -26,24 +26,11 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # also without an installed package
+from repro.workflow.dag import job_counts  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """The 'Job stats' table that ``snakemake -n`` prints (empty when nothing is planned)."""
-    counts, in_table = {}, False
-    for line in output.splitlines():
-        if line.startswith("Job stats"):
-            in_table, counts = True, {}
-            continue
-        parts = line.split()
-        if in_table and len(parts) == 2 and parts[1].isdigit():
-            if parts[0] == "total":
-                in_table = False
-            else:
-                counts[parts[0]] = int(parts[1])
-    return counts
 
 
 def timed(cmd: list[str], cwd: Path) -> dict:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from repro.workflow.dag import job_counts  # noqa: F401  (re-exported: the workflow tests import it from here)
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 WORKFLOW_PARTS = ["Snakefile", "workflow", "config", "src", "profiles", "environment.yml", "pyproject.toml"]
@@ -34,23 +36,6 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """Parse the 'Job stats' table that `snakemake -n` prints."""
-    counts, in_table = {}, False
-    for line in output.splitlines():
-        if line.startswith("Job stats"):
-            in_table, counts = True, {}
-            continue
-        if in_table:
-            parts = line.split()
-            if len(parts) == 2 and parts[1].isdigit():
-                if parts[0] == "total":
-                    in_table = False
-                else:
-                    counts[parts[0]] = int(parts[1])
-    return counts
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 
+def job_counts(output: str) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table that ``snakemake -n`` prints (empty when nothing is
+    planned; the last table wins when Snakemake prints it twice)."""
+    counts: dict[str, int] = {}
+    in_table = False
+    for line in output.splitlines():
+        if line.startswith("Job stats"):
+            in_table, counts = True, {}
+            continue
+        parts = line.split()
+        if in_table and len(parts) == 2 and parts[1].isdigit():
+            if parts[0] == "total":
+                in_table = False
+            else:
+                counts[parts[0]] = int(parts[1])
+    return counts
+
+
 def job_key(rule: str, wildcards: Mapping[str, str]) -> str:
     """A job's name: its rule and its wildcards sorted by name, e.g. ``sweep_heavy_ball[function=pl_sin2]``."""
     return f"{rule}[{','.join(f'{k}={v}' for k, v in sorted(wildcards.items()))}]"
