@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, SNAKEMAKE, copy_workflow, job_counts, run_snakemake
+from conftest import ROOT, SNAKEMAKE, TIMING_CLAIMS, copy_workflow, job_counts, run_snakemake
 from repro.llm.runs import SPARSE_METHODS, expand_runs
 from repro.report.claims import CLAIM_COLUMNS
 from repro.report.rows import validate_table
@@ -195,7 +195,11 @@ def test_claims_are_computed(finished_run):
     assert set(claims.paper) == set(config_papers("test"))
     assert not claims.duplicated(["paper", "claim_id"]).any()  # a claim id is unique within its paper
     measured = claims.dropna(subset=["measured"])
-    assert measured.holds.notna().all()  # every measured claim has a computed verdict
+    # every measured claim has a computed verdict, except a speed claim whose dense timing drifted
+    # within its job (repro.llm.claims.speed_claim_holds): measured, but "not decided"
+    undecided = measured.holds.isna()
+    assert measured[undecided].detail.str.contains("not decided").all()
+    assert measured[undecided].claim_id.isin(TIMING_CLAIMS).all()
     assert (claims.tier == "test").all()
 
 

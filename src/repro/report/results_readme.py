@@ -246,7 +246,8 @@ def readme_markdown(ov: ResultsOverview) -> str:
         "## Claims",
         "",
         "`holds` is computed from the measured value by the test in `comparison` (see `claims.parquet` "
-        "or `claims.html`); *not measured* means the configured experiments cannot measure the claim.",
+        "or `claims.html`); *not measured* means the configured experiments cannot measure the claim, or "
+        "(speed claims) that the measurement was not steady enough to decide it (its detail says so).",
         "",
         markdown_table(ov.claims),
         "",
@@ -300,7 +301,8 @@ def provenance_sections(ov: ResultsOverview) -> list[Section]:
         Section(
             "Claims per paper",
             "holds is computed from the measured value; 'not measured': the configured experiments cannot "
-            "measure the claim. Each claim is in the claims table.",
+            "measure the claim, or a speed measurement drifted too much to decide it. Each claim is in the "
+            "claims table.",
             ov.claims,
         ),
         Section(
