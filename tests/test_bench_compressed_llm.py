@@ -44,3 +44,17 @@ def test_sparse_gemm_on_cpu_reports_why_no_sparse_kernel():
     df = run_sparse_gemm_benchmark(device="cpu", dtype="float32", tokens=(1, 8), repeats=1, linears={"x": (32, 64)})
     assert len(df) == 4 and set(df.backend) == {"cusparselt", "cutlass"} and (df.dense_ms > 0).all()
     assert df.sparse_ms.map(math.isnan).all() and (df.note == "semi-structured kernels need CUDA").all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"preset": "nope"}, "unknown preset"),
+        ({"methods": ("foo",)}, "unknown methods"),
+        ({"dtype": "int8"}, "floating"),
+    ],
+)
+def test_bad_benchmark_settings_are_named(kwargs, message):
+    settings = {"preset": "tiny", "layers": 1, "device": "cpu", "dtype": "float32", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        run_compressed_llm_benchmark(**settings)

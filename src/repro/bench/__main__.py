@@ -39,21 +39,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.suite == "compressed-llm":
         from repro.bench.compressed_llm import run_compressed_llm_benchmark, run_sparse_gemm_benchmark
 
-        df = run_compressed_llm_benchmark(
-            preset=args.preset,
-            layers=args.layers,
-            device=args.device,
-            dtype=args.dtype,
-            batch=args.batch,
-            prefill_len=args.prefill_len,
-            decode_tokens=args.decode_tokens,
-            repeats=args.repeats,
-            calibration_samples=args.calibration_samples,
-            calibration_len=args.calibration_len,
-            sparse_backend=args.sparse_backend,
-            methods=tuple(m for m in args.methods.split(",") if m),
-            rank_multiples=tuple(int(m) for m in args.rank_multiples.split(",") if m),
-        )
+        try:
+            df = run_compressed_llm_benchmark(
+                preset=args.preset,
+                layers=args.layers,
+                device=args.device,
+                dtype=args.dtype,
+                batch=args.batch,
+                prefill_len=args.prefill_len,
+                decode_tokens=args.decode_tokens,
+                repeats=args.repeats,
+                calibration_samples=args.calibration_samples,
+                calibration_len=args.calibration_len,
+                sparse_backend=args.sparse_backend,
+                methods=tuple(m for m in args.methods.split(",") if m),
+                rank_multiples=tuple(int(m) for m in args.rank_multiples.split(",") if m),
+            )
+        except ValueError as err:  # bad preset, method, rank multiple or backend
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         write_parquet(df, args.out)
         print(df.pivot_table(index="metric", columns="method", values="value", aggfunc="first").to_string())
         print(f"wrote {len(df)} rows to {args.out}")

@@ -58,6 +58,13 @@ PRESETS: dict[str, dict[str, int]] = {
 LLAMA2_7B_LINEARS = {"attn_qkvo": (4096, 4096), "mlp_gate_up": (11008, 4096), "mlp_down": (4096, 11008)}
 
 
+def _floating_dtype(name: str) -> torch.dtype:
+    dtype = getattr(torch, str(name), None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a torch floating dtype such as float16, bfloat16 or float32, got {name!r}")
+    return dtype
+
+
 def random_llama(preset: str, layers: int, dtype: torch.dtype, device: torch.device, seed: int = 0):
     """A ``LlamaForCausalLM`` with the preset's dimensions, ``layers`` decoder layers and random weights."""
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -118,7 +125,10 @@ def run_compressed_llm_benchmark(
     from repro.llm.eval.speed import device_name
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    torch_dtype = getattr(torch, dtype)
+    unknown = set(methods) - {"sparsegpt", "svd_llm"}
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; choose from sparsegpt, svd_llm")
+    torch_dtype = _floating_dtype(dtype)
     protocol = {
         "batch": batch,
         "prefill_len": prefill_len,
@@ -139,9 +149,6 @@ def run_compressed_llm_benchmark(
         **protocol,
     }
     rows: list[dict] = []
-    unknown = set(methods) - {"sparsegpt", "svd_llm"}
-    if unknown:
-        raise ValueError(f"unknown methods {sorted(unknown)}; choose from sparsegpt, svd_llm")
 
     def sync():
         if dev.type == "cuda":
@@ -240,7 +247,7 @@ def run_sparse_gemm_benchmark(
     from repro.llm.eval.speed import device_name
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    torch_dtype = getattr(torch, dtype)
+    torch_dtype = _floating_dtype(dtype)
     rows = []
     for name, (out_f, in_f) in (linears or LLAMA2_7B_LINEARS).items():
         gen = torch.Generator().manual_seed(0)
